@@ -11,3 +11,4 @@ export * from "./format/types.ts";
 export * from "./limits.ts";
 export * from "./paths.ts";
 export * from "./source.ts";
+export * from "./zstd.ts";

@@ -1,0 +1,67 @@
+import { randomBytes } from "node:crypto";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { describe, expect, it } from "vitest";
+import { createZstdDecompressTransform, zstdCompress, zstdDecompress } from "./zstd.ts";
+
+const opts = { maxDecoderMemory: 128 * 1024 * 1024, subject: "f.txt" };
+
+async function streamDecode(stored: Uint8Array, expected: number, chunk = 7): Promise<Uint8Array> {
+  const parts: Buffer[] = [];
+  const chunks: Uint8Array[] = [];
+  for (let i = 0; i < stored.byteLength; i += chunk) chunks.push(stored.subarray(i, i + chunk));
+  const t = createZstdDecompressTransform(expected, opts);
+  t.on("data", (c: Buffer) => parts.push(c));
+  await pipeline(Readable.from(chunks), t);
+  return Buffer.concat(parts);
+}
+
+describe("zstd", () => {
+  it("round-trips text and random bytes, whole and streamed", async () => {
+    for (const data of [Buffer.from("hello ".repeat(5000)), randomBytes(300_000)]) {
+      const stored = await zstdCompress(data, 3);
+      expect(Buffer.from(await zstdDecompress(stored, data.length, opts)).equals(data)).toBe(true);
+      expect(Buffer.from(await streamDecode(stored, data.length, 4096)).equals(data)).toBe(true);
+    }
+  });
+
+  it("treats zero stored bytes as an empty file", async () => {
+    expect(await zstdCompress(new Uint8Array(0))).toHaveLength(0);
+    expect(await zstdDecompress(new Uint8Array(0), 0, opts)).toHaveLength(0);
+    expect(await streamDecode(new Uint8Array(0), 0)).toHaveLength(0);
+    await expect(zstdDecompress(new Uint8Array(0), 1, opts)).rejects.toMatchObject({
+      code: "ERR_DECOMPRESSION",
+    });
+    await expect(streamDecode(new Uint8Array(0), 1)).rejects.toMatchObject({ code: "ERR_DECOMPRESSION" });
+  });
+
+  it("rejects output that is shorter or longer than expected", async () => {
+    const data = Buffer.from("abc".repeat(1000));
+    const stored = await zstdCompress(data);
+    for (const wrong of [data.length - 1, data.length + 1, 0]) {
+      await expect(zstdDecompress(stored, wrong, opts)).rejects.toMatchObject({ code: "ERR_DECOMPRESSION" });
+      await expect(streamDecode(stored, wrong)).rejects.toMatchObject({ code: "ERR_DECOMPRESSION" });
+    }
+  });
+
+  it("rejects corrupt and truncated frames", async () => {
+    const data = randomBytes(10_000);
+    const stored = await zstdCompress(Buffer.concat([data, data]));
+    const truncated = stored.subarray(0, stored.length - 5);
+    const flipped = Buffer.from(stored);
+    flipped[flipped.length - 1] ^= 0xff; // content checksum
+    for (const bad of [truncated, flipped, randomBytes(64)]) {
+      await expect(zstdDecompress(bad, 20_000, opts)).rejects.toMatchObject({ code: "ERR_DECOMPRESSION" });
+      await expect(streamDecode(bad, 20_000)).rejects.toMatchObject({ code: "ERR_DECOMPRESSION" });
+    }
+  });
+
+  it("refuses frames whose window exceeds the decoder memory budget", async () => {
+    const data = randomBytes(4 * 1024 * 1024);
+    const stored = await zstdCompress(Buffer.concat([data, data]), 19); // level 19 → 8 MiB window
+    const small = { maxDecoderMemory: 1024 * 1024 };
+    await expect(zstdDecompress(stored, data.length * 2, small)).rejects.toMatchObject({
+      code: "ERR_DECOMPRESSION",
+    });
+  });
+});
