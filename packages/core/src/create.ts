@@ -1,0 +1,1516 @@
+/**
+ * Archive creation: walks a directory (or takes a programmatic list of files), streams the data blob to a
+ * writable stream while hashing it, and returns the encoded index.
+ *
+ * Design (why it looks like this):
+ * - Entries are written in unsigned UTF-8 byte order of their paths, the order every reader binary-searches
+ *   (the Go tool writes walk order, which breaks its own lookups — spec §1.3). A directory is therefore
+ *   scanned first (metadata only: memory is bounded by the index), sorted, then read in that order.
+ * - Up to `concurrency` files are read, hashed and compressed at once (zlib/zstd and large SHA-256 digests
+ *   run on libuv's thread pool), but their stored bytes reach the data stream strictly in sorted order.
+ *   Bytes produced ahead of the stream's position count against an in-flight budget, so memory stays
+ *   bounded by `IN_FLIGHT_BUDGET` + one buffered file per worker, never by the data blob.
+ * - Files up to `BUFFER_THRESHOLD` are read whole and compressed in one shot, so a zstd result that is not
+ *   smaller than the input can be dropped in favour of the raw bytes. Larger files are streamed through one
+ *   zstd encoder session (one valid zstd stream per entry); their frame is kept even if it did not shrink.
+ */
+import { createHash, webcrypto } from "node:crypto";
+import type { BigIntStats, Dirent } from "node:fs";
+import { constants as fsConstants, promises as fsp } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import * as zlib from "node:zlib";
+import { bytesToHex, sha256Digest } from "./digest.ts";
+import { BlobError, throwIfAborted } from "./errors.ts";
+import { encodeIndex } from "./format/index-codec.ts";
+import type { Compression, IndexEntryInput } from "./format/types.ts";
+import { type Limits, resolveLimits } from "./limits.ts";
+import { comparePaths, invalidPathReason, utf8 } from "./paths.ts";
+import { assertZstdLevel, DEFAULT_ZSTD_LEVEL } from "./zstd.ts";
+
+/**
+ * The file extensions the Go tool's `DefaultSkipCompression` stores raw (already-compressed formats),
+ * matched case-insensitively against the last path element.
+ *
+ * @public
+ */
+export const DEFAULT_SKIP_COMPRESSION_EXTENSIONS: readonly string[] = Object.freeze([
+  ".7z",
+  ".aac",
+  ".avif",
+  ".br",
+  ".bz2",
+  ".flac",
+  ".gif",
+  ".gz",
+  ".heic",
+  ".ico",
+  ".jpeg",
+  ".jpg",
+  ".m4v",
+  ".mkv",
+  ".mov",
+  ".mp3",
+  ".mp4",
+  ".ogg",
+  ".opus",
+  ".pdf",
+  ".png",
+  ".rar",
+  ".tgz",
+  ".wav",
+  ".webm",
+  ".webp",
+  ".woff",
+  ".woff2",
+  ".xz",
+  ".zip",
+  ".zst",
+]);
+
+/** Files strictly smaller than this many bytes are stored raw by default (as `blob push` does). @public */
+export const DEFAULT_SKIP_COMPRESSION_MIN_SIZE = 1024;
+
+/**
+ * Files up to this size are read into memory whole (and stored raw when zstd does not shrink them); larger
+ * files are streamed through a zstd encoder.
+ *
+ * @public
+ */
+export const CREATE_BUFFER_THRESHOLD: number = 4 * 1024 * 1024;
+
+/** Most stored bytes held in memory ahead of the data stream's write position. */
+const IN_FLIGHT_BUDGET = 64 * 1024 * 1024;
+/** Read size for streamed (large) files. */
+const STREAM_CHUNK = 1024 * 1024;
+/** Most files a worker may run ahead of the write position, whatever their size (empty files cost nothing). */
+const MAX_AHEAD = 4096;
+/** Buffers at least this large are hashed on the thread pool (WebCrypto); smaller ones inline. */
+const ASYNC_HASH_MIN = 256 * 1024;
+/** Parallel `lstat` calls while scanning a directory. */
+const LSTAT_PARALLELISM = 32;
+
+/** Why an item of the source tree was left out of the archive. @public */
+export type SkippedKind = "symlink" | "socket" | "fifo" | "device" | "other" | "non-utf8-name";
+
+/**
+ * An item of the source directory that is not in the archive. Symlinks are never followed. For
+ * `"non-utf8-name"` the path is shown with U+FFFD replacement characters (the raw name has no string form).
+ *
+ * @public
+ */
+export interface SkippedFile {
+  /** Relative `/`-separated path of the item. */
+  path: string;
+  /** What the item is. */
+  kind: SkippedKind;
+}
+
+/**
+ * A progress event of {@link createArchive}. `filesTotal` and `bytesTotal` are known once the scan ends
+ * (the `"scanning"` event that carries them is emitted before any file is read); `bytesDone`/`bytesTotal`
+ * count uncompressed bytes. Inputs of unknown size grow `bytesTotal` when they are read, so both counters
+ * only ever increase and the `"done"` event has `filesDone === filesTotal` and `bytesDone === bytesTotal`.
+ *
+ * @public
+ */
+export interface CreateProgress {
+  /** `"scanning"` (start and end of the scan), `"writing"` (after each file), `"done"` (once). */
+  stage: "scanning" | "writing" | "done";
+  /** Files written so far. */
+  filesDone: number;
+  /** Files the archive will hold. */
+  filesTotal: number;
+  /** Uncompressed bytes written so far. */
+  bytesDone: number;
+  /** Uncompressed bytes the archive will hold. */
+  bytesTotal: number;
+  /** The file just written (`"writing"` events). */
+  path?: string;
+}
+
+/**
+ * When to store a file raw although `compression` is `"zstd"`.
+ *
+ * @public
+ */
+export interface SkipCompressionOptions {
+  /** Files strictly smaller than this are stored raw; 0 disables the rule. Default 1024. */
+  minSize?: number;
+  /**
+   * Extensions (with or without the leading dot, case-insensitive, matched on the last path element) stored
+   * raw; `false` disables the rule. Default {@link DEFAULT_SKIP_COMPRESSION_EXTENSIONS}.
+   */
+  extensions?: readonly string[] | false;
+}
+
+/**
+ * Reproducible output: a fixed mtime and owner for every entry (permission bits are still captured).
+ *
+ * @public
+ */
+export interface DeterministicOptions {
+  /** mtime of every entry. Default: `SOURCE_DATE_EPOCH` (seconds) from the environment, else the epoch. */
+  mtime?: Date | bigint;
+  /** uid of every entry. Default 0. */
+  uid?: number;
+  /** gid of every entry. Default 0. */
+  gid?: number;
+}
+
+/**
+ * Options of {@link createArchive}.
+ *
+ * @public
+ */
+export interface CreateOptions {
+  /** `"zstd"` (default) compresses each file as its own zstd stream; `"none"` stores every file raw. */
+  compression?: "none" | "zstd";
+  /** zstd level (-7..-1, 1..22). Default 3, the Go tool's level. */
+  level?: number;
+  /** Which files stay raw under zstd; `false` compresses everything. Default: < 1 KiB and Go's 31 extensions. */
+  skipCompression?: SkipCompressionOptions | false;
+  /**
+   * `"none"` (default): a file that has fewer bytes than its scanned size when read fails with
+   * `ERR_FILE_CHANGED` (growth is not detected; the file is read up to its scanned size). `"strict"`: also
+   * fails when the opened file is not the scanned one (device/inode) or its size, mtime or mode changed by the
+   * end of the read.
+   */
+  changeDetection?: "none" | "strict";
+  /** Most files the archive may hold (`Infinity` for no limit). Default `limits.maxFiles`. */
+  maxFiles?: number;
+  /**
+   * `true`: every entry gets mtime `SOURCE_DATE_EPOCH` (or 0) and uid/gid 0, so the same tree gives the
+   * same index and data digests. An object overrides those values.
+   */
+  deterministic?: boolean | DeterministicOptions;
+  /** Files processed in parallel. Default `os.availableParallelism()`. Output does not depend on it. */
+  concurrency?: number;
+  /**
+   * Store identical file contents once: later files with the same SHA-256 and size point at the earlier
+   * file's stored bytes (the Go reader accepts shared ranges). Applies to files up to 4 MiB (larger ones are
+   * streamed before their hash is known). Default `false`.
+   */
+  dedupe?: boolean;
+  /** Progress callback; an exception thrown from it aborts the creation with that error. */
+  onProgress?: (event: CreateProgress) => void;
+  /** Aborts the creation: the promise rejects with `signal.reason` and every file handle is closed. */
+  signal?: AbortSignal;
+  /** Limits (path length, file size, file count, index size) the result must respect. */
+  limits?: Partial<Limits>;
+}
+
+/**
+ * One file of a programmatic archive. `content` is bytes, a string (stored as UTF-8) or a function returning
+ * a fresh stream of the bytes (called once, when the file is written). Byte and string content is held in
+ * memory until written: entries are sorted before writing, so every provider is collected first — pass a
+ * function for large contents.
+ *
+ * @public
+ */
+export interface ArchiveInput {
+  /** Valid archive path (relative, `/`-separated, no `.`/`..`/empty segments). */
+  path: string;
+  /** The file's bytes, or a function returning them as a stream. */
+  content: Uint8Array | string | (() => ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>);
+  /** Declared size; the content must have exactly this many bytes, else `ERR_FILE_CHANGED`. */
+  size?: number;
+  /** Permission bits (only `mode & 0o777` is stored). Default 0o644. */
+  mode?: number;
+  /** Modification time. Default: the time `createArchive` was called. */
+  mtime?: Date | bigint;
+  /** Owner user id. Default 0. */
+  uid?: number;
+  /** Owner group id. Default 0. */
+  gid?: number;
+}
+
+/**
+ * What {@link createArchive} produced.
+ *
+ * @public
+ */
+export interface CreateResult {
+  /** The encoded index blob. */
+  index: Uint8Array;
+  /** `sha256:<hex>` of the index blob. */
+  indexDigest: string;
+  /** `sha256:<hex>` of the data blob written to the stream. */
+  dataDigest: string;
+  /** Length of the data blob in bytes. */
+  dataSize: number;
+  /** Number of files in the archive. */
+  fileCount: number;
+  /** Sum of the files' uncompressed sizes. */
+  totalSize: number;
+  /** Sum of the files' stored sizes (equals `dataSize` unless `dedupe` shared some bytes). */
+  storedSize: number;
+  /** Items of the source directory that were left out (never silently). */
+  skipped: SkippedFile[];
+}
+
+/** Internal knobs used by `createLocalArchive`. @internal */
+export interface InternalCreateOptions {
+  /** Relative `/`-separated paths (files or directories) of the source directory to leave out, silently. */
+  exclude?: readonly string[];
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Options
+
+interface Resolved {
+  compress: boolean;
+  level: number;
+  minSize: number;
+  extensions: Set<string> | undefined;
+  strict: boolean;
+  maxFiles: number;
+  fixed: { mtimeNs: bigint; uid: number; gid: number } | undefined;
+  defaultMtimeNs: bigint;
+  concurrency: number;
+  dedupe: boolean;
+  onProgress: ((event: CreateProgress) => void) | undefined;
+  signal: AbortSignal | undefined;
+  limits: Limits;
+}
+
+function argError(message: string, reason?: string, subject?: string): BlobError {
+  return new BlobError("ERR_INVALID_ARGUMENT", message, { reason, subject });
+}
+
+function mtimeToNs(value: Date | bigint, what: string): bigint {
+  if (typeof value === "bigint") {
+    // The index stores int64 nanoseconds.
+    if (value < -(2n ** 63n) || value >= 2n ** 63n)
+      throw argError(`${what} does not fit in int64 nanoseconds`);
+    return value;
+  }
+  if (value instanceof Date && Number.isFinite(value.getTime())) return BigInt(value.getTime()) * 1_000_000n;
+  throw argError(`${what} must be a valid Date or a bigint of nanoseconds`);
+}
+
+function sourceDateEpochNs(): bigint {
+  const raw = process.env.SOURCE_DATE_EPOCH;
+  if (raw === undefined || raw === "") return 0n;
+  if (!/^\d+$/.test(raw))
+    throw argError(`SOURCE_DATE_EPOCH must be an integer number of seconds, got ${raw}`);
+  return BigInt(raw) * 1_000_000_000n;
+}
+
+function checkId(value: unknown, what: string): number {
+  if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 0xffff_ffff) {
+    throw argError(`${what} must be an integer in 0..2^32-1`);
+  }
+  return value as number;
+}
+
+function resolveOptions(options: CreateOptions): Resolved {
+  const limits = resolveLimits(options.limits);
+  const compression = options.compression ?? "zstd";
+  if (compression !== "zstd" && compression !== "none") {
+    throw argError(`compression must be "none" or "zstd", got ${String(compression)}`);
+  }
+  const level = options.level ?? DEFAULT_ZSTD_LEVEL;
+  assertZstdLevel(level);
+  let minSize = 0;
+  let extensions: Set<string> | undefined;
+  const skip = options.skipCompression ?? {};
+  if (skip !== false) {
+    minSize = skip.minSize ?? DEFAULT_SKIP_COMPRESSION_MIN_SIZE;
+    if (!Number.isSafeInteger(minSize) || minSize < 0) throw argError("skipCompression.minSize must be ≥ 0");
+    const list = skip.extensions ?? DEFAULT_SKIP_COMPRESSION_EXTENSIONS;
+    if (list !== false) {
+      extensions = new Set();
+      for (const ext of list) {
+        if (typeof ext !== "string" || ext === "" || ext === ".")
+          throw argError(`bad extension ${String(ext)}`);
+        extensions.add((ext.startsWith(".") ? ext : `.${ext}`).toLowerCase());
+      }
+    }
+  }
+  const changeDetection = options.changeDetection ?? "none";
+  if (changeDetection !== "none" && changeDetection !== "strict") {
+    throw argError(`changeDetection must be "none" or "strict", got ${String(changeDetection)}`);
+  }
+  const maxFiles = options.maxFiles ?? limits.maxFiles;
+  if (!(maxFiles === Number.POSITIVE_INFINITY || (Number.isSafeInteger(maxFiles) && maxFiles > 0))) {
+    throw argError(`maxFiles must be a positive integer or Infinity, got ${String(maxFiles)}`);
+  }
+  let fixed: Resolved["fixed"];
+  const det = options.deterministic;
+  if (det !== undefined && det !== false) {
+    const o: DeterministicOptions = det === true ? {} : det;
+    fixed = {
+      mtimeNs: o.mtime === undefined ? sourceDateEpochNs() : mtimeToNs(o.mtime, "deterministic.mtime"),
+      uid: checkId(o.uid ?? 0, "deterministic.uid"),
+      gid: checkId(o.gid ?? 0, "deterministic.gid"),
+    };
+  }
+  const concurrency = options.concurrency ?? availableParallelism();
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
+    throw argError(`concurrency must be a positive integer, got ${String(concurrency)}`);
+  }
+  if (options.onProgress !== undefined && typeof options.onProgress !== "function") {
+    throw argError("onProgress must be a function");
+  }
+  return {
+    compress: compression === "zstd",
+    level,
+    minSize,
+    extensions,
+    strict: changeDetection === "strict",
+    maxFiles,
+    fixed,
+    defaultMtimeNs: BigInt(Date.now()) * 1_000_000n,
+    concurrency,
+    dedupe: options.dedupe === true,
+    onProgress: options.onProgress,
+    signal: options.signal,
+    limits,
+  };
+}
+
+/** Whether a file of `size` bytes at `path` is compressed under the resolved options. */
+function shouldCompress(opts: Resolved, path: string, size: number): boolean {
+  if (!opts.compress || size === 0) return false;
+  if (opts.minSize > 0 && size < opts.minSize) return false;
+  if (opts.extensions !== undefined) {
+    const name = path.slice(path.lastIndexOf("/") + 1);
+    const dot = name.lastIndexOf(".");
+    if (dot >= 0 && opts.extensions.has(name.slice(dot).toLowerCase())) return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Scan: what will be archived (metadata and content providers only)
+
+type ItemSource =
+  | { kind: "file"; abs: string; dev: bigint; ino: bigint; mtimeNs: bigint; rawMode: number }
+  | { kind: "bytes"; bytes: Uint8Array }
+  | { kind: "string"; text: string }
+  | { kind: "stream"; open: () => ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> };
+
+interface Item {
+  path: string;
+  /** Exact size when known (files, bytes, strings, declared streams). */
+  size: number | undefined;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtimeNs: bigint;
+  source: ItemSource;
+}
+
+function tooManyFiles(max: number): BlobError {
+  return new BlobError("ERR_LIMIT_EXCEEDED", `more than ${max} files`, { reason: "too-many-files" });
+}
+
+function fileTooLarge(path: string, size: number, max: number): BlobError {
+  return new BlobError("ERR_LIMIT_EXCEEDED", `${JSON.stringify(path)} is ${size} bytes, limit ${max}`, {
+    reason: "file-too-large",
+    subject: path,
+  });
+}
+
+function checkPath(path: string, opts: Resolved): void {
+  const reason = invalidPathReason(path, opts.limits.maxPathLength);
+  if (reason !== undefined) {
+    throw new BlobError("ERR_INVALID_PATH", `invalid archive path ${JSON.stringify(path)}: ${reason}`, {
+      reason,
+      subject: path,
+    });
+  }
+}
+
+function ioError(message: string, cause: unknown, subject?: string): BlobError {
+  return new BlobError("ERR_IO", `${message}: ${(cause as Error)?.message ?? String(cause)}`, {
+    cause,
+    subject,
+  });
+}
+
+function kindOf(st: {
+  isSymbolicLink(): boolean;
+  isFIFO(): boolean;
+  isSocket(): boolean;
+  isBlockDevice(): boolean;
+  isCharacterDevice(): boolean;
+}): SkippedKind {
+  if (st.isSymbolicLink()) return "symlink";
+  if (st.isFIFO()) return "fifo";
+  if (st.isSocket()) return "socket";
+  if (st.isBlockDevice() || st.isCharacterDevice()) return "device";
+  return "other";
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+const lossyUtf8 = new TextDecoder("utf-8");
+
+async function scanDirectory(
+  root: string,
+  opts: Resolved,
+  skipped: SkippedFile[],
+  internal: InternalCreateOptions,
+): Promise<Item[]> {
+  let rootStat: BigIntStats;
+  try {
+    rootStat = await fsp.stat(root, { bigint: true });
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === "ENOENT") {
+      throw new BlobError("ERR_NOT_FOUND", `source directory ${root} does not exist`, {
+        cause,
+        subject: root,
+      });
+    }
+    throw ioError(`cannot stat ${root}`, cause, root);
+  }
+  if (!rootStat.isDirectory()) {
+    throw new BlobError("ERR_NOT_DIRECTORY", `${root} is not a directory`, { subject: root });
+  }
+  const exclude = new Set(internal.exclude ?? []);
+  const items: Item[] = [];
+  const stack: { abs: string; rel: string }[] = [{ abs: root, rel: "" }];
+  while (stack.length > 0) {
+    throwIfAborted(opts.signal);
+    const dir = stack.pop()!;
+    let dirents: Dirent<Buffer>[];
+    try {
+      dirents = (await fsp.readdir(dir.abs, { withFileTypes: true, encoding: "buffer" })) as Dirent<Buffer>[];
+    } catch (cause) {
+      throw ioError(`cannot read directory ${dir.rel || "."}`, cause, dir.rel || ".");
+    }
+    const files: { abs: string; rel: string }[] = [];
+    for (const dirent of dirents) {
+      let name: string;
+      try {
+        name = strictUtf8.decode(dirent.name);
+      } catch {
+        skipped.push({ path: dir.rel + lossyUtf8.decode(dirent.name), kind: "non-utf8-name" });
+        continue;
+      }
+      const rel = dir.rel + name;
+      const abs = join(dir.abs, name);
+      if (exclude.has(rel)) continue;
+      if (dirent.isDirectory()) {
+        stack.push({ abs, rel: `${rel}/` });
+      } else if (dirent.isFile()) {
+        files.push({ abs, rel });
+      } else if (
+        dirent.isSymbolicLink() ||
+        dirent.isFIFO() ||
+        dirent.isSocket() ||
+        dirent.isBlockDevice() ||
+        dirent.isCharacterDevice()
+      ) {
+        skipped.push({ path: rel, kind: kindOf(dirent) });
+      } else {
+        // Unknown d_type (some file systems): lstat decides below.
+        files.push({ abs, rel });
+      }
+    }
+    for (let i = 0; i < files.length; i += LSTAT_PARALLELISM) {
+      throwIfAborted(opts.signal);
+      const batch = files.slice(i, i + LSTAT_PARALLELISM);
+      const stats = await Promise.all(
+        batch.map(async (f) => {
+          try {
+            return await fsp.lstat(f.abs, { bigint: true });
+          } catch (cause) {
+            // Vanished between readdir and lstat: it was never part of a consistent snapshot.
+            if ((cause as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+            throw ioError(`cannot stat ${f.rel}`, cause, f.rel);
+          }
+        }),
+      );
+      for (let j = 0; j < batch.length; j++) {
+        const f = batch[j]!;
+        const st = stats[j];
+        if (st === undefined) continue;
+        if (st.isDirectory()) {
+          stack.push({ abs: f.abs, rel: `${f.rel}/` });
+          continue;
+        }
+        if (!st.isFile()) {
+          skipped.push({ path: f.rel, kind: kindOf(st) });
+          continue;
+        }
+        checkPath(f.rel, opts);
+        const size = Number(st.size);
+        if (size > opts.limits.maxFileSize) throw fileTooLarge(f.rel, size, opts.limits.maxFileSize);
+        if (items.length >= opts.maxFiles) throw tooManyFiles(opts.maxFiles);
+        items.push({
+          path: f.rel,
+          size,
+          mode: Number(st.mode & 0o777n),
+          uid: Number(st.uid),
+          gid: Number(st.gid),
+          mtimeNs: st.mtimeNs,
+          source: {
+            kind: "file",
+            abs: f.abs,
+            dev: st.dev,
+            ino: st.ino,
+            mtimeNs: st.mtimeNs,
+            rawMode: Number(st.mode),
+          },
+        });
+      }
+    }
+  }
+  return items;
+}
+
+function inputToItem(input: ArchiveInput, opts: Resolved): Item {
+  if (typeof input !== "object" || input === null) throw argError("archive input must be an object");
+  const path = input.path;
+  if (typeof path !== "string") throw argError("archive input path must be a string");
+  checkPath(path, opts);
+  let declared: number | undefined;
+  if (input.size !== undefined) {
+    if (!Number.isSafeInteger(input.size) || input.size < 0) {
+      throw argError(`size of ${JSON.stringify(path)} must be a safe integer ≥ 0`, undefined, path);
+    }
+    declared = input.size;
+  }
+  const mode = input.mode ?? 0o644;
+  if (!Number.isInteger(mode) || mode < 0)
+    throw argError(`mode of ${JSON.stringify(path)} must be an integer ≥ 0`);
+  const mtimeNs =
+    input.mtime === undefined ? opts.defaultMtimeNs : mtimeToNs(input.mtime, `mtime of ${path}`);
+  const uid = checkId(input.uid ?? 0, `uid of ${path}`);
+  const gid = checkId(input.gid ?? 0, `gid of ${path}`);
+  const content = input.content;
+  let source: ItemSource;
+  let size: number | undefined;
+  if (content instanceof Uint8Array) {
+    source = { kind: "bytes", bytes: content };
+    size = content.byteLength;
+  } else if (typeof content === "string") {
+    source = { kind: "string", text: content };
+    size = Buffer.byteLength(content, "utf8");
+  } else if (typeof content === "function") {
+    source = { kind: "stream", open: content };
+    size = declared;
+  } else {
+    throw argError(
+      `content of ${JSON.stringify(path)} must be bytes, a string or a function`,
+      undefined,
+      path,
+    );
+  }
+  if (declared !== undefined && declared !== size) {
+    throw new BlobError(
+      "ERR_FILE_CHANGED",
+      `${JSON.stringify(path)} has ${size} bytes, declared ${declared}`,
+      {
+        reason: "size-mismatch",
+        subject: path,
+      },
+    );
+  }
+  if (size !== undefined && size > opts.limits.maxFileSize)
+    throw fileTooLarge(path, size, opts.limits.maxFileSize);
+  return { path, size, mode: mode & 0o777, uid, gid, mtimeNs, source };
+}
+
+async function collectInputs(
+  input: Iterable<ArchiveInput> | AsyncIterable<ArchiveInput>,
+  opts: Resolved,
+): Promise<Item[]> {
+  const items: Item[] = [];
+  const add = (entry: ArchiveInput): void => {
+    if (items.length >= opts.maxFiles) throw tooManyFiles(opts.maxFiles);
+    items.push(inputToItem(entry, opts));
+  };
+  if (Symbol.asyncIterator in input) {
+    for await (const entry of input as AsyncIterable<ArchiveInput>) {
+      throwIfAborted(opts.signal);
+      add(entry);
+    }
+  } else if (Symbol.iterator in input) {
+    for (const entry of input as Iterable<ArchiveInput>) add(entry);
+  } else {
+    throw argError("input must be a directory path or an (async) iterable of ArchiveInput");
+  }
+  return items;
+}
+
+/** Sorts by UTF-8 byte order and rejects duplicates and paths below a file (`a` and `a/b`). */
+function sortItems(items: Item[]): void {
+  items.sort((a, b) => comparePaths(a.path, b.path));
+  // A file that is a prefix directory of a later path must be followed by it within its "subtree" run;
+  // a stack of ancestors-that-are-files catches `a` + `a/b` even with `a.txt` sorted in between.
+  const stack: string[] = [];
+  for (let i = 0; i < items.length; i++) {
+    const path = items[i]!.path;
+    if (i > 0 && items[i - 1]!.path === path) {
+      throw argError(`duplicate path ${JSON.stringify(path)}`, "duplicate-path", path);
+    }
+    while (stack.length > 0 && !path.startsWith(stack[stack.length - 1]!)) stack.pop();
+    const top = stack[stack.length - 1];
+    if (top !== undefined && path.charCodeAt(top.length) === 0x2f) {
+      throw argError(
+        `${JSON.stringify(path)} lies below the file ${JSON.stringify(top)}`,
+        "file-directory-conflict",
+        path,
+      );
+    }
+    stack.push(path);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Coordination between the workers, the ordered writer and failure/abort
+
+class Coordinator {
+  failed = false;
+  error: unknown = undefined;
+  readonly failure: Promise<never>;
+  readonly cleanups: Set<() => void> = new Set();
+  private waiters: (() => void)[] = [];
+  private rejectFailure: (error: unknown) => void = () => {};
+
+  constructor() {
+    this.failure = new Promise<never>((_, reject) => {
+      this.rejectFailure = reject;
+    });
+    this.failure.catch(() => {});
+  }
+
+  fail(error: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.error = error;
+    this.rejectFailure(error);
+    for (const cleanup of this.cleanups) {
+      try {
+        cleanup();
+      } catch {
+        // Best effort: cleanup must not mask the original error.
+      }
+    }
+    this.notify();
+  }
+
+  check(): void {
+    if (this.failed) throw this.error;
+  }
+
+  notify(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  async waitUntil(condition: () => boolean): Promise<void> {
+    for (;;) {
+      this.check();
+      if (condition()) return;
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+
+  race<T>(promise: Promise<T>): Promise<T> {
+    return Promise.race([promise, this.failure]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Output: web WritableStream or Node writable, with backpressure
+
+interface Output {
+  write(chunk: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+  abort(reason: unknown): void;
+}
+
+function isWebWritable(value: unknown): value is WritableStream<Uint8Array> {
+  return typeof (value as WritableStream | undefined)?.getWriter === "function";
+}
+
+function openOutput(data: WritableStream<Uint8Array> | NodeJS.WritableStream, co: Coordinator): Output {
+  if (isWebWritable(data)) {
+    let writer: WritableStreamDefaultWriter<Uint8Array>;
+    try {
+      writer = data.getWriter();
+    } catch (cause) {
+      throw new BlobError("ERR_INVALID_ARGUMENT", "the data stream is locked or closed", { cause });
+    }
+    const streamFailed = (cause: unknown): never => {
+      throw ioError("writing the data stream failed", cause);
+    };
+    return {
+      async write(chunk) {
+        await co.race(writer.ready.catch(streamFailed));
+        writer.write(chunk).catch((cause) => co.fail(ioError("writing the data stream failed", cause)));
+      },
+      async close() {
+        await co.race(writer.close().catch(streamFailed));
+        writer.releaseLock();
+      },
+      abort(reason) {
+        writer.abort(reason).catch(() => {});
+        writer.releaseLock();
+      },
+    };
+  }
+  const stream = data as NodeJS.WritableStream;
+  if (typeof stream?.write !== "function" || typeof stream.on !== "function") {
+    throw argError("data must be a WritableStream or a Node writable stream");
+  }
+  let streamError: unknown;
+  const onError = (cause: unknown): void => {
+    streamError = cause;
+    co.fail(ioError("writing the data stream failed", cause));
+  };
+  stream.on("error", onError);
+  const waitFor = (event: "drain" | "finish"): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        stream.off(event, done);
+        stream.off("close", closed);
+        resolve();
+      };
+      const closed = (): void => {
+        stream.off(event, done);
+        stream.off("close", closed);
+        reject(ioError("the data stream closed early", streamError ?? new Error("premature close")));
+      };
+      stream.on(event, done);
+      stream.on("close", closed);
+    });
+  return {
+    async write(chunk) {
+      co.check();
+      if (!stream.write(chunk)) await co.race(waitFor("drain"));
+    },
+    async close() {
+      const finished = waitFor("finish");
+      stream.end();
+      await co.race(finished);
+      stream.off("error", onError);
+    },
+    abort() {
+      // Without an error argument: a user stream without an 'error' listener must not crash the process.
+      const destroyable = stream as NodeJS.WritableStream & { destroy?: () => void };
+      destroyable.destroy?.();
+      // Keep swallowing late errors of the destroyed stream.
+      stream.on("error", () => {});
+      stream.off("error", onError);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Content readers
+
+interface ContentReader {
+  /** Returns up to `max` bytes, `null` at the end. Throws `ERR_FILE_CHANGED` on a short file. */
+  read(max: number): Promise<Uint8Array | null>;
+  /** Called after the last read: final consistency checks. */
+  finish(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function changed(path: string, message: string, reason: string): BlobError {
+  return new BlobError("ERR_FILE_CHANGED", `file changed during archive creation: ${path}: ${message}`, {
+    reason,
+    subject: path,
+  });
+}
+
+const OPEN_FLAGS =
+  fsConstants.O_RDONLY |
+  ((fsConstants as { O_NOFOLLOW?: number }).O_NOFOLLOW ?? 0) |
+  // A file swapped for a FIFO after the scan must not block a thread-pool thread forever.
+  ((fsConstants as { O_NONBLOCK?: number }).O_NONBLOCK ?? 0);
+
+async function openFile(
+  item: Item,
+  source: Extract<ItemSource, { kind: "file" }>,
+  opts: Resolved,
+  co: Coordinator,
+): Promise<ContentReader> {
+  const path = item.path;
+  const expected = item.size ?? 0;
+  let fh: FileHandle;
+  try {
+    fh = await fsp.open(source.abs, OPEN_FLAGS);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR") {
+      throw changed(path, "it was removed or replaced by a symlink", "replaced");
+    }
+    throw ioError(`cannot open ${path}`, cause, path);
+  }
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    co.cleanups.delete(cleanup);
+    await fh.close().catch(() => {});
+  };
+  const cleanup = (): void => void close();
+  co.cleanups.add(cleanup);
+  try {
+    const st = await fh.stat({ bigint: true });
+    if (!st.isFile()) throw changed(path, "it is no longer a regular file", "replaced");
+    if (opts.strict && (st.dev !== source.dev || st.ino !== source.ino)) {
+      throw changed(path, "the opened file is not the scanned one", "replaced");
+    }
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  let position = 0;
+  return {
+    async read(max) {
+      const remaining = expected - position;
+      if (remaining === 0) return null;
+      const buffer = Buffer.allocUnsafe(Math.min(max, remaining));
+      let filled = 0;
+      while (filled < buffer.length) {
+        co.check();
+        const { bytesRead } = await fh.read(buffer, filled, buffer.length - filled, position + filled);
+        if (bytesRead === 0) {
+          throw changed(path, `read ${position + filled} bytes, expected ${expected}`, "size-changed");
+        }
+        filled += bytesRead;
+      }
+      position += filled;
+      return buffer;
+    },
+    async finish() {
+      if (!opts.strict) return;
+      const st = await fh.stat({ bigint: true });
+      if (
+        Number(st.size) !== expected ||
+        st.mtimeNs !== source.mtimeNs ||
+        Number(st.mode) !== source.rawMode
+      ) {
+        throw changed(path, "size, mtime or mode changed while it was read", "metadata-changed");
+      }
+    },
+    close,
+  };
+}
+
+function openBytes(bytes: Uint8Array): ContentReader {
+  let position = 0;
+  return {
+    async read(max) {
+      if (position >= bytes.byteLength) return null;
+      const chunk = bytes.subarray(position, position + max);
+      position += chunk.byteLength;
+      return chunk;
+    },
+    async finish() {},
+    async close() {},
+  };
+}
+
+function openStream(
+  item: Item,
+  source: Extract<ItemSource, { kind: "stream" }>,
+  co: Coordinator,
+): ContentReader {
+  const path = item.path;
+  let produced: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
+  try {
+    produced = source.open();
+  } catch (cause) {
+    throw new BlobError("ERR_IO", `content of ${JSON.stringify(path)} failed: ${(cause as Error)?.message}`, {
+      cause,
+      subject: path,
+    });
+  }
+  let next: () => Promise<IteratorResult<Uint8Array>>;
+  let stop: () => Promise<void>;
+  if (typeof (produced as ReadableStream<Uint8Array>)?.getReader === "function") {
+    const reader = (produced as ReadableStream<Uint8Array>).getReader();
+    next = async () => {
+      const r = await reader.read();
+      return r.done ? { done: true, value: undefined } : { done: false, value: r.value };
+    };
+    stop = async () => {
+      await reader.cancel().catch(() => {});
+    };
+  } else if (produced !== null && typeof produced === "object" && Symbol.asyncIterator in produced) {
+    const iterator = produced[Symbol.asyncIterator]();
+    next = () => iterator.next();
+    stop = async () => {
+      await iterator.return?.()?.catch?.(() => {});
+    };
+  } else {
+    throw argError(
+      `content() of ${JSON.stringify(path)} must return a ReadableStream or an AsyncIterable`,
+      undefined,
+      path,
+    );
+  }
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    co.cleanups.delete(cleanup);
+    await stop();
+  };
+  const cleanup = (): void => void close();
+  co.cleanups.add(cleanup);
+  let pending: Uint8Array | undefined;
+  let total = 0;
+  let ended = false;
+  return {
+    async read(max) {
+      for (;;) {
+        if (pending !== undefined) {
+          const chunk = pending.subarray(0, max);
+          pending = chunk.byteLength < pending.byteLength ? pending.subarray(chunk.byteLength) : undefined;
+          return chunk;
+        }
+        if (ended) return null;
+        co.check();
+        let r: IteratorResult<Uint8Array>;
+        try {
+          r = await co.race(next());
+        } catch (cause) {
+          if (co.failed) throw co.error;
+          throw new BlobError(
+            "ERR_IO",
+            `content of ${JSON.stringify(path)} failed: ${(cause as Error)?.message}`,
+            { cause, subject: path },
+          );
+        }
+        if (r.done) {
+          ended = true;
+          if (item.size !== undefined && total !== item.size) {
+            throw changed(path, `produced ${total} bytes, declared ${item.size}`, "size-changed");
+          }
+          continue;
+        }
+        const value: unknown = r.value;
+        if (!(value instanceof Uint8Array)) {
+          throw argError(
+            `content of ${JSON.stringify(path)} produced a non-Uint8Array chunk`,
+            undefined,
+            path,
+          );
+        }
+        if (value.byteLength === 0) continue;
+        total += value.byteLength;
+        if (item.size !== undefined && total > item.size) {
+          throw changed(path, `produced more than the declared ${item.size} bytes`, "size-changed");
+        }
+        pending = value;
+      }
+    },
+    async finish() {},
+    close,
+  };
+}
+
+async function openContent(item: Item, opts: Resolved, co: Coordinator): Promise<ContentReader> {
+  const source = item.source;
+  switch (source.kind) {
+    case "file":
+      return openFile(item, source, opts, co);
+    case "bytes":
+      return openBytes(source.bytes);
+    case "string":
+      return openBytes(utf8(source.text));
+    case "stream":
+      return openStream(item, source, co);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Per-file processing and the ordered writer
+
+interface Job {
+  /** Stored bytes not yet written, in order. */
+  chunks: Uint8Array[];
+  done: boolean;
+  /** Read whole and stored as one chunk at completion (so it can be deduplicated before any byte is written). */
+  buffered: boolean;
+  size: number;
+  storedSize: number;
+  sha256: Uint8Array;
+  compression: Compression;
+}
+
+/**
+ * One zstd frame for a whole buffered file. The pledged size lets libzstd size its tables for the input
+ * (small files would otherwise pay for a full-window context) and records the content size in the frame.
+ */
+function compressBuffer(data: Uint8Array, level: number): Promise<Uint8Array> {
+  const options = {
+    params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 },
+    pledgedSrcSize: data.byteLength,
+  } as zlib.ZstdOptions;
+  return new Promise((resolve, reject) => {
+    zlib.zstdCompress(data, options, (error, result) => (error ? reject(error) : resolve(result)));
+  });
+}
+
+async function hashBuffer(bytes: Uint8Array): Promise<Uint8Array> {
+  if (bytes.byteLength >= ASYNC_HASH_MIN) {
+    // WebCrypto digests run on the thread pool, keeping the main thread free for the ordered writer.
+    return new Uint8Array(await webcrypto.subtle.digest("SHA-256", bytes));
+  }
+  return createHash("sha256").update(bytes).digest();
+}
+
+async function readWhole(reader: ContentReader, size: number): Promise<Uint8Array> {
+  const first = await reader.read(size);
+  if (first === null) {
+    if (size !== 0) throw new BlobError("ERR_IO", "unexpected end of content");
+    return new Uint8Array(0);
+  }
+  if (first.byteLength === size) {
+    if ((await reader.read(1)) !== null) throw new BlobError("ERR_IO", "content longer than its size");
+    return first;
+  }
+  const out = Buffer.allocUnsafe(size);
+  out.set(first, 0);
+  let filled = first.byteLength;
+  while (filled < size) {
+    const chunk = await reader.read(size - filled);
+    if (chunk === null) break;
+    out.set(chunk, filled);
+    filled += chunk.byteLength;
+  }
+  return out;
+}
+
+interface Pipeline {
+  co: Coordinator;
+  opts: Resolved;
+  acquire(bytes: number, index: number): Promise<void>;
+  release(bytes: number): void;
+}
+
+async function storeBuffered(
+  p: Pipeline,
+  item: Item,
+  job: Job,
+  bytes: Uint8Array,
+  reserved: number,
+): Promise<void> {
+  const [sha256, compressed] = await Promise.all([
+    hashBuffer(bytes),
+    shouldCompress(p.opts, item.path, bytes.byteLength) ? compressBuffer(bytes, p.opts.level) : undefined,
+  ]);
+  let stored = bytes;
+  let compression: Compression = "none";
+  // A zstd result that does not shrink the file is dropped: raw bytes are smaller and cheaper to read.
+  if (compressed !== undefined && compressed.byteLength < bytes.byteLength) {
+    stored = compressed;
+    compression = "zstd";
+  }
+  p.release(reserved - stored.byteLength);
+  if (stored.byteLength > 0) job.chunks.push(stored);
+  job.size = bytes.byteLength;
+  job.storedSize = stored.byteLength;
+  job.sha256 = sha256;
+  job.compression = compression;
+  job.buffered = true;
+  job.done = true;
+  p.co.notify();
+}
+
+function waitDrain(stream: zlib.ZstdCompress): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const cleanup = (): void => {
+      stream.off("drain", onDrain);
+      stream.off("close", onClose);
+      stream.off("error", onClose);
+    };
+    const onDrain = (): void => {
+      cleanup();
+      resolve();
+    };
+    const onClose = (): void => {
+      cleanup();
+      reject(new BlobError("ERR_IO", "zstd encoder closed"));
+    };
+    stream.on("drain", onDrain);
+    stream.on("close", onClose);
+    stream.on("error", onClose);
+  });
+}
+
+async function storeStreamed(
+  p: Pipeline,
+  item: Item,
+  job: Job,
+  index: number,
+  reader: ContentReader,
+  prefix: Uint8Array[],
+): Promise<void> {
+  const { co, opts } = p;
+  const hash = createHash("sha256");
+  let size = 0;
+  let storedSize = 0;
+  const push = async (chunk: Uint8Array): Promise<void> => {
+    await p.acquire(chunk.byteLength, index);
+    job.chunks.push(chunk);
+    storedSize += chunk.byteLength;
+    co.notify();
+  };
+  const nextInput = async (): Promise<Uint8Array | null> => {
+    const chunk = prefix.length > 0 ? prefix.shift()! : await reader.read(STREAM_CHUNK);
+    if (chunk === null) return null;
+    hash.update(chunk);
+    size += chunk.byteLength;
+    if (size > opts.limits.maxFileSize) throw fileTooLarge(item.path, size, opts.limits.maxFileSize);
+    return chunk;
+  };
+  // Streamed files are larger than the buffering threshold, so only the extension rule can apply.
+  const compress = shouldCompress(opts, item.path, item.size ?? Number.MAX_SAFE_INTEGER);
+  if (!compress) {
+    for (let chunk = await nextInput(); chunk !== null; chunk = await nextInput()) await push(chunk);
+  } else {
+    const encoder = zlib.createZstdCompress({
+      params: {
+        [zlib.constants.ZSTD_c_compressionLevel]: opts.level,
+        [zlib.constants.ZSTD_c_checksumFlag]: 1,
+      },
+      chunkSize: 256 * 1024,
+    });
+    const destroy = (): void => void encoder.destroy();
+    co.cleanups.add(destroy);
+    const feed = (async () => {
+      try {
+        for (let chunk = await nextInput(); chunk !== null; chunk = await nextInput()) {
+          if (!encoder.write(chunk)) await waitDrain(encoder);
+        }
+        encoder.end();
+      } catch (error) {
+        encoder.destroy(error as Error);
+        throw error;
+      }
+    })();
+    feed.catch(() => {});
+    try {
+      for await (const out of encoder) await push(out as Buffer);
+      await feed;
+    } catch (error) {
+      encoder.destroy();
+      await feed.catch(() => {});
+      // The feeder's error (e.g. ERR_FILE_CHANGED) is the cause; the encoder only reports being destroyed.
+      throw co.failed ? co.error : error;
+    } finally {
+      co.cleanups.delete(destroy);
+    }
+  }
+  await reader.finish();
+  job.size = size;
+  job.storedSize = storedSize;
+  job.sha256 = hash.digest();
+  job.compression = compress ? "zstd" : "none";
+  job.done = true;
+  co.notify();
+}
+
+async function processItem(p: Pipeline, item: Item, job: Job, index: number): Promise<void> {
+  const { co, opts } = p;
+  co.check();
+  const known = item.size;
+  if (known !== undefined && known <= CREATE_BUFFER_THRESHOLD) {
+    // Reserve before reading so workers cannot run far ahead of the writer with whole files in memory.
+    await p.acquire(known, index);
+    const reader = await openContent(item, opts, co);
+    let bytes: Uint8Array;
+    try {
+      bytes = await readWhole(reader, known);
+      await reader.finish();
+    } finally {
+      await reader.close();
+    }
+    await storeBuffered(p, item, job, bytes, known);
+    return;
+  }
+  const reader = await openContent(item, opts, co);
+  try {
+    if (known !== undefined) {
+      await storeStreamed(p, item, job, index, reader, []);
+      return;
+    }
+    // Unknown size: buffer up to the threshold; only a longer content is streamed.
+    const prefix: Uint8Array[] = [];
+    let total = 0;
+    let ended = false;
+    while (total <= CREATE_BUFFER_THRESHOLD) {
+      const chunk = await reader.read(STREAM_CHUNK);
+      if (chunk === null) {
+        ended = true;
+        break;
+      }
+      prefix.push(chunk);
+      total += chunk.byteLength;
+    }
+    if (ended) {
+      await reader.finish();
+      const bytes = prefix.length === 1 ? prefix[0]! : Buffer.concat(prefix, total);
+      await p.acquire(total, index);
+      await storeBuffered(p, item, job, bytes, total);
+    } else {
+      await storeStreamed(p, item, job, index, reader, prefix);
+    }
+  } finally {
+    await reader.close();
+  }
+}
+
+interface WriteOutcome {
+  entries: IndexEntryInput[];
+  dataSize: number;
+  dataSha256: Uint8Array;
+  totalSize: number;
+  storedSize: number;
+}
+
+async function writeItems(
+  items: Item[],
+  out: Output,
+  opts: Resolved,
+  co: Coordinator,
+  progress: (event: CreateProgress) => void,
+  knownBytesTotal: number,
+): Promise<WriteOutcome> {
+  const jobs: (Job | undefined)[] = new Array(items.length);
+  let next = 0;
+  let head = 0;
+  let used = 0;
+  const pipeline: Pipeline = {
+    co,
+    opts,
+    async acquire(bytes, index) {
+      await co.waitUntil(() => index === head || used === 0 || used + bytes <= IN_FLIGHT_BUDGET);
+      used += bytes;
+    },
+    release(bytes) {
+      if (bytes === 0) return;
+      used -= bytes;
+      co.notify();
+    },
+  };
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      await co.waitUntil(() => next >= items.length || next < head + MAX_AHEAD);
+      if (next >= items.length) return;
+      const index = next++;
+      const job: Job = {
+        chunks: [],
+        done: false,
+        size: 0,
+        storedSize: 0,
+        sha256: new Uint8Array(0),
+        compression: "none",
+        buffered: false,
+      };
+      jobs[index] = job;
+      await processItem(pipeline, items[index]!, job, index);
+    }
+  };
+  const workers = Array.from({ length: Math.min(opts.concurrency, Math.max(1, items.length)) }, () =>
+    worker().catch((error: unknown) => co.fail(error)),
+  );
+
+  const dataHash = createHash("sha256");
+  const entries: IndexEntryInput[] = new Array(items.length);
+  let offset = 0;
+  let bytesDone = 0;
+  let bytesTotal = knownBytesTotal;
+  // Content key (SHA-256 + size) → where those bytes already are in the data blob.
+  const stored = opts.dedupe
+    ? new Map<string, { offset: number; storedSize: number; compression: Compression }>()
+    : undefined;
+  try {
+    while (head < items.length) {
+      const index = head;
+      await co.waitUntil(() => {
+        const j = jobs[index];
+        return j !== undefined && (j.done || j.chunks.length > 0);
+      });
+      const job = jobs[index]!;
+      let location: { offset: number; storedSize: number; compression: Compression } | undefined;
+      let key: string | undefined;
+      if (stored !== undefined && job.done && job.size > 0) {
+        key = `${Buffer.from(job.sha256).toString("latin1")}:${job.size}`;
+        // Only buffered files are replaced by a reference: whether a streamed file's bytes were already written
+        // depends on timing, and the output must not.
+        location = job.buffered ? stored.get(key) : undefined;
+        if (location !== undefined) {
+          for (const chunk of job.chunks) pipeline.release(chunk.byteLength);
+          job.chunks.length = 0;
+        }
+      }
+      while (job.chunks.length > 0) {
+        const chunk = job.chunks.shift()!;
+        dataHash.update(chunk);
+        await out.write(chunk);
+        offset += chunk.byteLength;
+        pipeline.release(chunk.byteLength);
+      }
+      if (!job.done) continue;
+      const item = items[index]!;
+      const fixed = opts.fixed;
+      if (location === undefined) {
+        location = {
+          offset: offset - job.storedSize,
+          storedSize: job.storedSize,
+          compression: job.compression,
+        };
+        if (key !== undefined && !stored!.has(key)) stored!.set(key, location);
+      }
+      entries[index] = {
+        path: item.path,
+        offset: location.offset,
+        storedSize: location.storedSize,
+        size: job.size,
+        sha256: job.sha256,
+        mode: item.mode,
+        uid: fixed?.uid ?? item.uid,
+        gid: fixed?.gid ?? item.gid,
+        mtimeNs: fixed?.mtimeNs ?? item.mtimeNs,
+        compression: location.compression,
+      };
+      jobs[index] = undefined;
+      if (item.size === undefined) bytesTotal += job.size;
+      bytesDone += job.size;
+      head++;
+      co.notify();
+      progress({
+        stage: "writing",
+        filesDone: head,
+        filesTotal: items.length,
+        bytesDone,
+        bytesTotal,
+        path: item.path,
+      });
+    }
+  } catch (error) {
+    co.fail(error);
+  }
+  // Every worker has closed its file handles before we report anything.
+  await Promise.all(workers);
+  co.check();
+  let storedSize = 0;
+  for (const entry of entries) storedSize += entry.storedSize;
+  return { entries, dataSize: offset, dataSha256: dataHash.digest(), totalSize: bytesDone, storedSize };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Entry point
+
+/**
+ * Creates an archive from a directory (walked recursively; regular files only) or from a programmatic list
+ * of files, streaming the data blob to `data` and returning the index.
+ *
+ * - Entries are byte-sorted by path (unsigned UTF-8 order); the data blob follows the same order.
+ * - Symlinks (never followed), FIFOs, sockets, devices and names that are not UTF-8 are skipped and listed in
+ *   `result.skipped`. Directories are not entries: empty directories vanish.
+ * - Metadata: `mode & 0o777`, uid/gid and nanosecond mtime from `lstat` (see `deterministic`).
+ * - `data` is ended (Node) or closed (web) on success, so the promise resolves after every byte was accepted;
+ *   on failure it is destroyed (Node, without an error event) or aborted (web).
+ * - Memory is bounded: file metadata, a 64 MiB in-flight budget and one buffered file (≤ 4 MiB) per worker.
+ *
+ * @throws BlobError `ERR_INVALID_ARGUMENT` (bad option, duplicate path), `ERR_INVALID_PATH`,
+ *   `ERR_LIMIT_EXCEEDED` (`too-many-files`, `file-too-large`, `index-too-large`), `ERR_FILE_CHANGED`,
+ *   `ERR_NOT_FOUND` / `ERR_NOT_DIRECTORY` (source), `ERR_IO`; or `signal.reason` when aborted.
+ * @public
+ */
+export function createArchive(
+  input: string | Iterable<ArchiveInput> | AsyncIterable<ArchiveInput>,
+  data: WritableStream<Uint8Array> | NodeJS.WritableStream,
+  options: CreateOptions = {},
+): Promise<CreateResult> {
+  return createArchiveInternal(input, data, options, {});
+}
+
+/**
+ * {@link createArchive} with internal knobs (used by `createLocalArchive`).
+ *
+ * @internal
+ */
+export async function createArchiveInternal(
+  input: string | Iterable<ArchiveInput> | AsyncIterable<ArchiveInput>,
+  data: WritableStream<Uint8Array> | NodeJS.WritableStream,
+  options: CreateOptions,
+  internal: InternalCreateOptions,
+): Promise<CreateResult> {
+  const opts = resolveOptions(options ?? {});
+  throwIfAborted(opts.signal);
+  const co = new Coordinator();
+  const out = openOutput(data, co);
+  const signal = opts.signal;
+  const onAbort = (): void => co.fail(signal?.reason);
+  signal?.addEventListener("abort", onAbort, { once: true });
+  const progress = (event: CreateProgress): void => {
+    if (opts.onProgress === undefined) return;
+    opts.onProgress(event);
+  };
+  try {
+    progress({ stage: "scanning", filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 });
+    const skipped: SkippedFile[] = [];
+    const items =
+      typeof input === "string"
+        ? await co.race(scanDirectory(input, opts, skipped, internal))
+        : await co.race(collectInputs(input, opts));
+    sortItems(items);
+    skipped.sort((a, b) => comparePaths(a.path, b.path));
+    let knownBytes = 0;
+    for (const item of items) knownBytes += item.size ?? 0;
+    progress({
+      stage: "scanning",
+      filesDone: 0,
+      filesTotal: items.length,
+      bytesDone: 0,
+      bytesTotal: knownBytes,
+    });
+    co.check();
+
+    const written = await writeItems(items, out, opts, co, progress, knownBytes);
+    await out.close();
+
+    const index = encodeIndex({
+      entries: written.entries,
+      dataSize: written.dataSize,
+      dataSha256: written.dataSha256,
+    });
+    if (index.byteLength > opts.limits.maxIndexSize) {
+      throw new BlobError(
+        "ERR_LIMIT_EXCEEDED",
+        `index is ${index.byteLength} bytes, limit ${opts.limits.maxIndexSize}`,
+        { reason: "index-too-large" },
+      );
+    }
+    progress({
+      stage: "done",
+      filesDone: items.length,
+      filesTotal: items.length,
+      bytesDone: written.totalSize,
+      bytesTotal: written.totalSize,
+    });
+    return {
+      index,
+      indexDigest: sha256Digest(index),
+      dataDigest: `sha256:${bytesToHex(written.dataSha256)}`,
+      dataSize: written.dataSize,
+      fileCount: items.length,
+      totalSize: written.totalSize,
+      storedSize: written.storedSize,
+      skipped,
+    };
+  } catch (error) {
+    const reason = signal?.aborted ? signal.reason : error;
+    co.fail(reason);
+    out.abort(reason);
+    throw reason;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+}
