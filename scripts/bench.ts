@@ -65,7 +65,7 @@ function randomBlock(size: number, rand: () => number): Buffer {
   return b;
 }
 
-/** Writes a mixed tree of about `totalBytes`: many small text files, some big text files, incompressible blobs. */
+/** Writes a mixed tree of about `totalBytes`: mostly small text files, some big ones, a tenth incompressible. */
 async function generateTree(dir: string, totalBytes: number, seed: number): Promise<{ files: number }> {
   const rand = prng(seed);
   let written = 0;
@@ -73,19 +73,28 @@ async function generateTree(dir: string, totalBytes: number, seed: number): Prom
   while (written < totalBytes) {
     const kind = rand();
     const size =
-      kind < 0.7
-        ? 512 + Math.floor(rand() * 64 * 1024)
-        : kind < 0.95
-          ? 256 * 1024 + Math.floor(rand() * 2 * MiB)
+      kind < 0.8
+        ? 512 + Math.floor(rand() * 32 * 1024)
+        : kind < 0.99
+          ? 64 * 1024 + Math.floor(rand() * MiB)
           : 4 * MiB + Math.floor(rand() * 12 * MiB);
-    const bytes = kind < 0.9 ? textBlock(size, rand) : randomBlock(size, rand);
+    // One file in ten, of any size, is incompressible (media, archives, already-compressed assets).
+    const incompressible = rand() < 0.1;
+    const bytes = incompressible ? randomBlock(size, rand) : textBlock(size, rand);
     const sub = join(dir, `pkg${files % 17}`, `mod${files % 131}`);
     await mkdir(sub, { recursive: true });
-    await writeFile(join(sub, `file-${files}${kind < 0.9 ? ".ts" : ".bin"}`), bytes);
+    await writeFile(join(sub, `file-${files}${incompressible ? ".bin" : ".ts"}`), bytes);
     written += size;
     files++;
   }
   return { files };
+}
+
+// `node scripts/bench.ts --generate DIR MIB`: only write a tree (for profiling by hand).
+if (process.argv[2] === "--generate") {
+  const { files } = await generateTree(resolve(process.argv[3] as string), Number(process.argv[4]) * MiB, 42);
+  console.log(`${files} files`);
+  process.exit(0);
 }
 
 // --- helpers ------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import { posix } from "node:path";
 import { pipeline, Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { type Cache, cacheKeys } from "./cache.ts";
-import { sha256Hex } from "./digest.ts";
+import { sha256Hex, sha256HexAsync } from "./digest.ts";
 import { BlobError, isBlobError, throwIfAborted } from "./errors.ts";
 import { type ExtractOptions, type ExtractResult, extractArchive } from "./extract.ts";
 import type { ArchiveIndex } from "./format/archive-index.ts";
@@ -128,7 +128,7 @@ function integrityError(path: string, reason: string, message: string): BlobErro
  *
  * @internal
  */
-export function verifyContent(content: Uint8Array, entry: IndexEntry): void {
+export async function verifyContent(content: Uint8Array, entry: IndexEntry): Promise<void> {
   if (content.byteLength !== entry.size) {
     throw integrityError(
       entry.path,
@@ -136,7 +136,7 @@ export function verifyContent(content: Uint8Array, entry: IndexEntry): void {
       `content is ${content.byteLength} bytes, index says ${entry.size}`,
     );
   }
-  if (sha256Hex(content) !== entry.sha256) {
+  if ((await sha256HexAsync(content)) !== entry.sha256) {
     throw integrityError(entry.path, "hash-mismatch", "SHA-256 of the content does not match the index");
   }
 }
@@ -181,7 +181,7 @@ export async function decodeStored(
           subject: entry.path,
         })
       : stored;
-  verifyContent(content, entry);
+  await verifyContent(content, entry);
   return content;
 }
 

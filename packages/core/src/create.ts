@@ -1048,6 +1048,8 @@ function compressBuffer(data: Uint8Array, level: number): Promise<Uint8Array> {
   const options = {
     params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 },
     pledgedSrcSize: data.byteLength,
+    // One output chunk for the whole frame: the default 16 KiB chunks cost a thread-pool round trip each.
+    chunkSize: Math.max(64 * 1024, data.byteLength + (data.byteLength >> 7) + 1024),
   } as zlib.ZstdOptions;
   return new Promise((resolve, reject) => {
     zlib.zstdCompress(data, options, (error, result) => (error ? reject(error) : resolve(result)));

@@ -1,9 +1,23 @@
-import { createHash } from "node:crypto";
+import { createHash, webcrypto } from "node:crypto";
 import { BlobError } from "./errors.ts";
 
 /** Lowercase hex SHA-256 of `bytes`. @public */
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** Inputs at least this large are hashed on the thread pool by {@link sha256HexAsync}. */
+const ASYNC_HASH_MIN = 256 * 1024;
+
+/**
+ * Lowercase hex SHA-256 of `bytes`; large inputs are hashed on libuv's thread pool (WebCrypto), so the
+ * main thread keeps decompressing and writing meanwhile.
+ *
+ * @public
+ */
+export async function sha256HexAsync(bytes: Uint8Array): Promise<string> {
+  if (bytes.byteLength < ASYNC_HASH_MIN) return sha256Hex(bytes);
+  return bytesToHex(new Uint8Array(await webcrypto.subtle.digest("SHA-256", bytes)));
 }
 
 /** OCI digest (`sha256:<hex>`) of `bytes`. @public */

@@ -101,6 +101,9 @@ export const DEFAULT_READ_AHEAD_BYTES: number = 64 * 1024 * 1024;
 /** Prefix of extraction temp files. @internal */
 export const TEMP_PREFIX = ".blobkit-";
 
+/** Verified content below this size is written with synchronous calls (see `commitSmall`). */
+const SYNC_WRITE_MAX = 256 * 1024;
+
 const FILE_MODE = 0o644;
 const DIR_MODE = 0o755;
 
@@ -654,7 +657,9 @@ export async function extractArchive(
       async (entry) => {
         const at = entry.offset - group.start;
         const content = await decodeStored(buffer.subarray(at, at + entry.storedSize), entry, limits);
-        await commitSmall(entry, content);
+        // Large content goes through the thread pool so the main thread keeps decoding meanwhile.
+        if (content.byteLength >= SYNC_WRITE_MAX) await commit(entry, (handle) => writeAll(handle, content));
+        else await commitSmall(entry, content);
       },
       stop,
     );

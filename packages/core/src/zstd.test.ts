@@ -64,4 +64,22 @@ describe("zstd", () => {
       code: "ERR_DECOMPRESSION",
     });
   });
+
+  it("decodes outputs larger than one output chunk", async () => {
+    const data = Buffer.alloc(20 * 1024 * 1024 + 17, "blobkit ");
+    const stored = await zstdCompress(data, 1);
+    expect(Buffer.from(await zstdDecompress(stored, data.length, opts)).equals(data)).toBe(true);
+  });
+
+  it("never returns a short result for multi-frame entries (Node stops after the first frame)", async () => {
+    const a = Buffer.alloc(100_003, "a");
+    const b = Buffer.alloc(50_000, "b");
+    const stored = Buffer.concat([await zstdCompress(a), await zstdCompress(b)]);
+    await expect(zstdDecompress(stored, a.length + b.length, opts)).rejects.toMatchObject({
+      code: "ERR_DECOMPRESSION",
+    });
+    await expect(streamDecode(stored, a.length + b.length)).rejects.toMatchObject({
+      code: "ERR_DECOMPRESSION",
+    });
+  });
 });

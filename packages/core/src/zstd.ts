@@ -16,6 +16,11 @@ export const MIN_ZSTD_LEVEL = -7;
 /** @internal */
 export const MAX_ZSTD_LEVEL = 22;
 
+/** Largest output chunk of a one-shot decode (bigger files take several thread-pool rounds). */
+const MAX_OUTPUT_CHUNK = 16 * 1024 * 1024;
+/** Output chunk of the streaming decoder. */
+const STREAM_OUTPUT_CHUNK = 256 * 1024;
+
 const { ZSTD_c_compressionLevel, ZSTD_c_checksumFlag, ZSTD_d_windowLogMax } = zlib.constants;
 
 /** Throws `ERR_INVALID_ARGUMENT` unless `level` is an integer zstd level. @internal */
@@ -86,6 +91,8 @@ export async function zstdDecompress(
         {
           // One byte of headroom lets us tell "too long" apart from "exactly right".
           maxOutputLength: Math.max(1, expectedSize + 1),
+          // Output chunks sized to the file: the default 16 KiB chunks cost a thread-pool round trip each.
+          chunkSize: Math.max(1024, Math.min(expectedSize + 1, MAX_OUTPUT_CHUNK)),
           params: { [ZSTD_d_windowLogMax]: windowLogMax(options.maxDecoderMemory) },
         },
         (error, result) => (error ? reject(error) : resolve(result)),
@@ -117,6 +124,7 @@ export function createZstdDecompressTransform(expectedSize: number, options: Zst
   let produced = 0;
   let sawInput = false;
   const decoder = zlib.createZstdDecompress({
+    chunkSize: STREAM_OUTPUT_CHUNK,
     params: { [ZSTD_d_windowLogMax]: windowLogMax(options.maxDecoderMemory) },
   });
   const transform = new Transform({
