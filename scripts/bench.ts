@@ -4,7 +4,9 @@
  * 1. Index: open + full validation at 10 000 and 100 000 entries; exact path lookup at 100 000.
  * 2. Create: `createLocalArchive` vs `tar -cf - DIR | zstd -3` on the same generated tree.
  * 3. Extract: `archive.extract` vs `zstd -dc | tar -x` of that tree.
- * 4. Peak RSS of create and extract (each in a fresh child process) on a 2 GiB tree.
+ * 4. Peak RSS of create and extract (each in a fresh child process, `bench-child.mjs`) on a 2 GiB tree.
+ *
+ * Everything runs against the built package (`packages/core/dist`), as applications do.
  *
  * Environment: BENCH_TREE_MIB (default 256) size of the throughput tree; BENCH_RSS_GIB (default 2; 0 skips)
  * size of the RSS tree; BENCH_RUNS (default 3) timed runs per side (median reported). Work files go to
@@ -22,19 +24,7 @@ import {
 
 const MiB = 1024 * 1024;
 const tmp = resolve(".bench-tmp");
-const script = new URL(import.meta.url).pathname;
-
-// --- child mode: one create or extract, then print peak RSS (KiB) as JSON ---------------------------------
-if (process.argv[2] === "--child") {
-  const [, , , op, from, to] = process.argv as [string, string, string, string, string, string];
-  if (op === "create") await createLocalArchive(from, to, { compression: "zstd" });
-  else {
-    await using archive = await openLocalArchive(from);
-    await archive.extract(to);
-  }
-  console.log(JSON.stringify({ maxRssKiB: process.resourceUsage().maxRSS }));
-  process.exit(0);
-}
+const childScript = new URL("bench-child.mjs", import.meta.url).pathname;
 
 // --- deterministic data generator ---------------------------------------------------------------------------
 function prng(seed: number): () => number {
@@ -222,7 +212,7 @@ if (rssGiB > 0) {
     ["create", big, join(tmp, "big-archive")],
     ["extract", join(tmp, "big-archive"), join(tmp, "big-out")],
   ] as const) {
-    const child = spawnSync(process.execPath, [script, "--child", op, from, to], { encoding: "utf8" });
+    const child = spawnSync(process.execPath, [childScript, op, from, to], { encoding: "utf8" });
     if (child.status !== 0) throw new Error(`bench child ${op} failed: ${child.stderr}`);
     const { maxRssKiB } = JSON.parse(child.stdout.trim().split("\n").at(-1) as string) as {
       maxRssKiB: number;
