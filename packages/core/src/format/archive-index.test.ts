@@ -162,3 +162,22 @@ describe("ArchiveIndex lookups", () => {
     expect(() => ArchiveIndex.open("x" as unknown as Uint8Array)).toThrow(/Uint8Array/);
   });
 });
+
+describe("ArchiveIndex lookups after many finds", () => {
+  it("answers the same before and after switching to its Map", () => {
+    const paths = Array.from({ length: 6000 }, (_, i) => `d${i % 13}/é-${i}.txt`);
+    const index = build(paths);
+    const expected = new Map([...paths].sort(byteOrder).map((p, rank) => [p, rank]));
+    // Three rounds cross the switch (after 4096 finds) in the middle of the second one.
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 2500; i++) {
+        const path = paths[(i * 7 + round) % paths.length]!;
+        expect(index.find(path)).toBe(expected.get(path));
+        expect(index.find(`${path}.missing`)).toBe(-1);
+      }
+    }
+    expect(index.find("d1")).toBe(-1);
+    expect(index.find("\ud800")).toBe(-1);
+    expect(index.get(paths[42]!)?.path).toBe(paths[42]);
+  });
+});
