@@ -20,14 +20,14 @@ import { constants as fsConstants, promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import * as zlib from "node:zlib";
+import type * as zlib from "node:zlib";
 import { bytesToHex, sha256Digest } from "./digest.ts";
 import { BlobError, throwIfAborted } from "./errors.ts";
 import { encodeIndex } from "./format/index-codec.ts";
 import type { Compression, IndexEntryInput } from "./format/types.ts";
 import { type Limits, resolveLimits } from "./limits.ts";
 import { comparePaths, invalidPathReason, utf8 } from "./paths.ts";
-import { assertZstdLevel, DEFAULT_ZSTD_LEVEL } from "./zstd.ts";
+import { assertZstdLevel, createZstdCompressStream, DEFAULT_ZSTD_LEVEL, zstdCompress } from "./zstd.ts";
 
 /**
  * The file extensions the Go tool's `DefaultSkipCompression` stores raw (already-compressed formats),
@@ -1040,22 +1040,6 @@ interface Job {
   compression: Compression;
 }
 
-/**
- * One zstd frame for a whole buffered file. The pledged size lets libzstd size its tables for the input
- * (small files would otherwise pay for a full-window context) and records the content size in the frame.
- */
-function compressBuffer(data: Uint8Array, level: number): Promise<Uint8Array> {
-  const options = {
-    params: { [zlib.constants.ZSTD_c_compressionLevel]: level, [zlib.constants.ZSTD_c_checksumFlag]: 1 },
-    pledgedSrcSize: data.byteLength,
-    // One output chunk for the whole frame: the default 16 KiB chunks cost a thread-pool round trip each.
-    chunkSize: Math.max(64 * 1024, data.byteLength + (data.byteLength >> 7) + 1024),
-  } as zlib.ZstdOptions;
-  return new Promise((resolve, reject) => {
-    zlib.zstdCompress(data, options, (error, result) => (error ? reject(error) : resolve(result)));
-  });
-}
-
 async function hashBuffer(bytes: Uint8Array): Promise<Uint8Array> {
   if (bytes.byteLength >= ASYNC_HASH_MIN) {
     // WebCrypto digests run on the thread pool, keeping the main thread free for the ordered writer.
@@ -1102,7 +1086,7 @@ async function storeBuffered(
 ): Promise<void> {
   const [sha256, compressed] = await Promise.all([
     hashBuffer(bytes),
-    shouldCompress(p.opts, item.path, bytes.byteLength) ? compressBuffer(bytes, p.opts.level) : undefined,
+    shouldCompress(p.opts, item.path, bytes.byteLength) ? zstdCompress(bytes, p.opts.level) : undefined,
   ]);
   let stored = bytes;
   let compression: Compression = "none";
@@ -1174,13 +1158,7 @@ async function storeStreamed(
   if (!compress) {
     for (let chunk = await nextInput(); chunk !== null; chunk = await nextInput()) await push(chunk);
   } else {
-    const encoder = zlib.createZstdCompress({
-      params: {
-        [zlib.constants.ZSTD_c_compressionLevel]: opts.level,
-        [zlib.constants.ZSTD_c_checksumFlag]: 1,
-      },
-      chunkSize: 256 * 1024,
-    });
+    const encoder = createZstdCompressStream(opts.level);
     const destroy = (): void => void encoder.destroy();
     co.cleanups.add(destroy);
     const feed = (async () => {

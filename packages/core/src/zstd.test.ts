@@ -1,16 +1,22 @@
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { constants, zstdCompressSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { createZstdDecompressTransform, zstdCompress, zstdDecompress } from "./zstd.ts";
 
 const opts = { maxDecoderMemory: 128 * 1024 * 1024, subject: "f.txt" };
 
-async function streamDecode(stored: Uint8Array, expected: number, chunk = 7): Promise<Uint8Array> {
+async function streamDecode(
+  stored: Uint8Array,
+  expected: number,
+  chunk = 7,
+  options: { maxDecoderMemory: number } = opts,
+): Promise<Uint8Array> {
   const parts: Buffer[] = [];
   const chunks: Uint8Array[] = [];
   for (let i = 0; i < stored.byteLength; i += chunk) chunks.push(stored.subarray(i, i + chunk));
-  const t = createZstdDecompressTransform(expected, opts);
+  const t = createZstdDecompressTransform(expected, options);
   t.on("data", (c: Buffer) => parts.push(c));
   await pipeline(Readable.from(chunks), t);
   return Buffer.concat(parts);
@@ -56,13 +62,23 @@ describe("zstd", () => {
     }
   });
 
-  it("refuses frames whose window exceeds the decoder memory budget", async () => {
+  it("refuses frames whose window exceeds the decoder memory budget when streaming", async () => {
     const data = randomBytes(4 * 1024 * 1024);
-    const stored = await zstdCompress(Buffer.concat([data, data]), 19); // level 19 → 8 MiB window
-    const small = { maxDecoderMemory: 1024 * 1024 };
-    await expect(zstdDecompress(stored, data.length * 2, small)).rejects.toMatchObject({
-      code: "ERR_DECOMPRESSION",
+    const both = Buffer.concat([data, data]);
+    // An 8 MiB window: the second copy of `data` is one long match 4 MiB back.
+    const stored = zstdCompressSync(both, {
+      params: { [constants.ZSTD_c_compressionLevel]: 1, [constants.ZSTD_c_windowLog]: 23 },
     });
+    expect(stored.length).toBeLessThan(data.length * 1.5);
+    await expect(
+      streamDecode(stored, both.length, 65536, { maxDecoderMemory: 1024 * 1024 }),
+    ).rejects.toMatchObject({ code: "ERR_DECOMPRESSION" });
+    const streamed = await streamDecode(stored, both.length, 65536, { maxDecoderMemory: 8 * 1024 * 1024 });
+    expect(Buffer.from(streamed).equals(both)).toBe(true);
+    // A one-shot decode writes straight into the exact-size output buffer, which serves as the window: no
+    // window is allocated, so the budget does not apply (the output size is bounded by maxFileSize instead).
+    const whole = await zstdDecompress(stored, both.length, { maxDecoderMemory: 1024 * 1024 });
+    expect(Buffer.from(whole).equals(both)).toBe(true);
   });
 
   it("decodes outputs larger than one output chunk", async () => {
