@@ -1,32 +1,15 @@
-import {
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  truncateSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createLocalArchive } from "./create-local.ts";
 import { sha256Hex } from "./digest.ts";
 import { isBlobError } from "./errors.ts";
 import { decodeIndex } from "./format/index-codec.ts";
 import { openLocalArchive } from "./local.ts";
+import { useTempDirs } from "./test-support/temp-dirs.ts";
 import { zstdDecompress } from "./zstd.ts";
 
-let dirs: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "blobkit-create-local-"));
-  dirs.push(dir);
-  return dir;
-}
-afterEach(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-  dirs = [];
-});
+const tempDir = useTempDirs("blobkit-create-local-");
 
 function sourceTree(files = 20): string {
   const root = tempDir();

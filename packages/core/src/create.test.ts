@@ -1,16 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import {
-  mkdirSync,
-  mkdtempSync,
-  renameSync,
-  rmSync,
-  symlinkSync,
-  truncateSync,
-  utimesSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, renameSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
@@ -25,21 +15,13 @@ import {
 import { sha256Hex } from "./digest.ts";
 import { isBlobError } from "./errors.ts";
 import { decodeIndex } from "./format/index-codec.ts";
+import { useTempDirs } from "./test-support/temp-dirs.ts";
 import { zstdDecompress } from "./zstd.ts";
 
 // ------------------------------------------------------------------------------------------------
 // helpers
 
-let dirs: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "blobkit-create-"));
-  dirs.push(dir);
-  return dir;
-}
-afterEach(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-  dirs = [];
-});
+const tempDir = useTempDirs("blobkit-create-");
 
 /** Writes `files` (relative path → content) below `root`, creating parent directories. */
 function writeTree(root: string, files: Record<string, string | Uint8Array>): void {
