@@ -492,6 +492,46 @@ describe("content cache", () => {
     expect(results[1]![0]).toBe("#".charCodeAt(0));
   });
 
+  it("single-flight never hands one entry's bytes to another entry with the same hash", async () => {
+    // A hostile index: b claims a's SHA-256 with a different size.
+    const built = await buildArchive([
+      { path: "a", content: "hello" },
+      { path: "b", content: "hello, world" },
+    ]);
+    const a = built.entries.find((e) => e.path === "a")!;
+    const entries = built.entries.map((e) => (e.path === "b" ? { ...e, sha256: a.sha256 } : e));
+    const index = encodeIndex({ entries, dataSize: built.data.byteLength });
+    const source = new CountingSource(new MemorySource(built.data));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    source.beforeRead = () => gate;
+    const archive = await Archive.open({ index, source, cache: new MemoryCache() });
+    const reads = Promise.allSettled([archive.readFile("a"), archive.readFile("b")]);
+    release();
+    const [ra, rb] = await reads;
+    expect(ra.status === "fulfilled" && new TextDecoder().decode(ra.value)).toBe("hello");
+    expect(rb.status).toBe("rejected");
+    expect((rb as PromiseRejectedResult).reason).toMatchObject({ code: "ERR_INTEGRITY" });
+  });
+
+  it("a consumer changing streamed chunks does not poison the content cache", async () => {
+    const cache = new MemoryCache();
+    const { archive, source } = await open(FILES, { cache });
+    const reader = archive.createReadStream("big.bin").getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      value.fill(0);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10)); // the cache write is not awaited
+    const before = source.requests;
+    const bytes = await archive.readFile("big.bin");
+    expect(sha256Hex(bytes)).toBe(sha256Hex(pseudoRandomBytes(100_000, 7)));
+    expect(source.requests).toBe(before); // served from the (intact) cache
+  });
+
   it("single-flight survives one caller aborting", async () => {
     const { archive, source } = await open(FILES);
     let release!: () => void;

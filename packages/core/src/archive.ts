@@ -8,7 +8,7 @@ import { posix } from "node:path";
 import { pipeline, Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { type Cache, cacheKeys } from "./cache.ts";
-import { sha256Hex, sha256HexAsync } from "./digest.ts";
+import { sha256HexAsync } from "./digest.ts";
 import { BlobError, isBlobError, throwIfAborted } from "./errors.ts";
 import { type ExtractOptions, type ExtractResult, extractArchive } from "./extract.ts";
 import type { ArchiveIndex } from "./format/archive-index.ts";
@@ -393,8 +393,9 @@ export class Archive {
     const normalized = this.#normalize(path);
     const entry = this.index.entry(this.#fileRank(normalized));
     assertWithinFileLimit(entry, this.limits);
+    // Keyed by hash and size: a hostile index may give two entries one hash but different sizes.
     const { value, shared } = await this.#flights.run(
-      entry.sha256,
+      `${entry.sha256}:${entry.size}`,
       (flightSignal) => this.#loadFile(entry, flightSignal),
       signal,
     );
@@ -413,11 +414,8 @@ export class Archive {
     const key = cacheKeys.file(entry.sha256);
     const cacheable = this.#cacheable(entry);
     if (cacheable) {
-      const cached = await this.#cacheGet(key, signal);
-      if (cached !== undefined) {
-        if (cached.byteLength === entry.size && sha256Hex(cached) === entry.sha256) return cached;
-        await this.#cacheDelete(key);
-      }
+      const cached = await this.#verifiedCacheHit(entry, key, signal);
+      if (cached !== undefined) return cached;
     }
     const stored =
       entry.storedSize === 0
@@ -425,8 +423,26 @@ export class Archive {
         : await this.source.read(entry.offset, entry.storedSize, { signal });
     throwIfAborted(signal);
     const content = await decodeStored(stored, entry, this.limits);
-    if (cacheable) await this.#cacheSet(key, content);
+    // Not awaited: a slow cache must not delay the read (cache failures are reported, never thrown).
+    if (cacheable) void this.#cacheSet(key, content);
     return content;
+  }
+
+  /** A cache hit only if its size and SHA-256 match `entry`; a damaged entry is deleted. */
+  async #verifiedCacheHit(
+    entry: IndexEntry,
+    key: string,
+    signal: AbortSignal | undefined,
+  ): Promise<Uint8Array | undefined> {
+    const cached = await this.#cacheGet(key, signal);
+    if (cached === undefined) return undefined;
+    try {
+      await verifyContent(cached, entry);
+      return cached;
+    } catch {
+      await this.#cacheDelete(key);
+      return undefined;
+    }
   }
 
   #reportCacheError(error: unknown, operation: CacheErrorContext["operation"], key: string): void {
@@ -497,15 +513,12 @@ export class Archive {
       throwIfAborted(signal);
       this.#assertOpen();
       if (cacheable) {
-        const cached = await this.#cacheGet(key, signal);
+        const cached = await this.#verifiedCacheHit(entry, key, signal);
         if (cached !== undefined) {
-          if (cached.byteLength === entry.size && sha256Hex(cached) === entry.sha256) {
-            collected = undefined; // already cached
-            return (async function* () {
-              yield cached;
-            })();
-          }
-          await this.#cacheDelete(key);
+          collected = undefined; // already cached
+          return (async function* () {
+            yield cached;
+          })();
         }
       }
       return this.#storedContentChunks(entry, signal);
@@ -546,7 +559,8 @@ export class Archive {
           throw integrityError(normalized, "size-mismatch", `content is longer than ${entry.size} bytes`);
         }
         hash.update(value);
-        collected?.push(value);
+        // A copy: the consumer owns `value` once enqueued and may change or transfer it.
+        collected?.push(value.slice());
         const previous = held;
         held = value;
         if (previous !== undefined) {

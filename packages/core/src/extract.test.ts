@@ -301,6 +301,24 @@ describe("extract", () => {
     }
   });
 
+  it("close() stops a running extraction with ERR_CLOSED and leaves no temp files", async () => {
+    const files: TestFile[] = Array.from({ length: 40 }, (_, i) => ({
+      path: `d${i % 4}/${i}.bin`,
+      content: pseudoRandomBytes(2000, i + 1),
+    }));
+    const { archive, source } = await open(files);
+    let reads = 0;
+    source.beforeRead = async () => {
+      if (++reads === 3) void archive.close();
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    };
+    const dest = join(tmp, "closed");
+    const error = await rejection(archive.extract(dest, { maxRequestBytes: 4000, concurrency: 2 }));
+    expect(error).toMatchObject({ code: "ERR_CLOSED" });
+    expect(reads).toBeLessThan(10);
+    expect(await tempFiles(dest)).toEqual([]);
+  });
+
   it("an already aborted signal rejects before anything happens", async () => {
     const { archive, source } = await open();
     const reason = new Error("early");

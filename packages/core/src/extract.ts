@@ -30,7 +30,7 @@ import { pipeline, Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import type { ArchiveInternals } from "./archive.ts";
 import { assertWithinFileLimit, decodeStored } from "./archive.ts";
-import { BlobError, throwIfAborted } from "./errors.ts";
+import { BlobError, isBlobError, throwIfAborted } from "./errors.ts";
 import type { ArchiveIndex } from "./format/archive-index.ts";
 import type { IndexEntry } from "./format/types.ts";
 import { invalidPathReason, normalizePath } from "./paths.ts";
@@ -443,6 +443,8 @@ export async function extractArchive(
   };
   const onUserAbort = (): void => stop(signal?.reason);
   signal?.addEventListener("abort", onUserAbort, { once: true });
+  // The signal may have aborted during the existence checks, before the listener existed.
+  if (signal?.aborted) stop(signal.reason);
   const inner = controller.signal;
 
   const createdDirs = new Map<string, Promise<void>>();
@@ -595,14 +597,26 @@ export async function extractArchive(
       } catch (error) {
         throw ioError(`cannot create temp file in ${dir}`, error, entry.path);
       }
-      await fill(handle);
+      try {
+        await fill(handle);
+      } catch (error) {
+        throw isBlobError(error) || inner.aborted
+          ? error
+          : ioError(`cannot write ${temp}`, error, entry.path);
+      }
       throwIfAborted(inner);
-      await handle.chmod(fileModeOf(entry));
-      if (options.preserveTimes === true) await handle.utimes(mtimeOf(entry), mtimeOf(entry));
-      await handle.close();
-      handle = undefined;
+      let realDir: string;
+      try {
+        await handle.chmod(fileModeOf(entry));
+        if (options.preserveTimes === true) await handle.utimes(mtimeOf(entry), mtimeOf(entry));
+        await handle.close();
+        handle = undefined;
+        realDir = await realpath(dir);
+      } catch (error) {
+        throw ioError(`cannot write ${temp}`, error, entry.path);
+      }
       throwIfAborted(inner);
-      insideRoot(await realpath(dir), entry);
+      insideRoot(realDir, entry);
       if (overwrite) {
         try {
           await rename(temp, target);
@@ -727,6 +741,7 @@ export async function extractArchive(
         // A streamed file holds only small buffers, but still takes a slot of the budget.
         const weight = Math.min(group.end - group.start, maxRequestBytes);
         await budget.acquire(weight, inner);
+        archive.assertOpen(); // close() stops an extraction before its next group
         try {
           if (group.streamed) await processStreamed(group.entries[0]!);
           else await processBuffered(group);

@@ -57,9 +57,13 @@ export async function openLocalArchive(dir: string, options: OpenLocalArchiveOpt
   try {
     const info = await stat(indexPath);
     if (!info.isFile()) {
-      throw new BlobError("ERR_INVALID_ARGUMENT", `${indexPath} is not a regular file`, {
-        subject: indexPath,
-      });
+      throw new BlobError(
+        info.isDirectory() ? "ERR_IS_DIRECTORY" : "ERR_INVALID_ARGUMENT",
+        `${indexPath} is not a regular file`,
+        {
+          subject: indexPath,
+        },
+      );
     }
     indexSize = info.size;
   } catch (error) {
