@@ -119,6 +119,21 @@ describe("extract", () => {
     });
   });
 
+  it("writes everything into an existing empty directory, and re-extraction skips it all", async () => {
+    const { archive, built } = await open();
+    const dest = join(tmp, "empty");
+    await mkdir(dest);
+    const first = await archive.extract(dest);
+    expect(first).toMatchObject({ fileCount: FILES.length, skipped: 0 });
+    await expectFiles(
+      dest,
+      built,
+      FILES.map((f) => f.path),
+    );
+    const again = await archive.extract(dest);
+    expect(again).toMatchObject({ fileCount: 0, skipped: FILES.length });
+  });
+
   it("skips existing files unless overwrite is set", async () => {
     const { archive, built } = await open();
     const dest = join(tmp, "o");

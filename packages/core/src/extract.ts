@@ -24,7 +24,7 @@ import {
   writeSync,
 } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
-import { constants, link, lstat, mkdir, open, realpath, rename, rm } from "node:fs/promises";
+import { constants, link, lstat, mkdir, open, opendir, realpath, rename, rm } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import { pipeline, Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
@@ -125,6 +125,15 @@ function positiveInteger(value: number | undefined, fallback: number, name: stri
 
 function errnoCode(error: unknown): string | undefined {
   return typeof error === "object" && error !== null ? (error as { code?: string }).code : undefined;
+}
+
+async function isEmptyDir(path: string): Promise<boolean> {
+  const dir = await opendir(path);
+  try {
+    return (await dir.read()) === null;
+  } finally {
+    await dir.close();
+  }
 }
 
 function ioError(message: string, cause: unknown, subject: string): BlobError {
@@ -348,8 +357,12 @@ export async function extractArchive(
   }
 
   const root = resolve(dest);
+  // An empty destination (the usual case) has nothing to skip or refuse: the per-file checks below are
+  // skipped. Files that appear meanwhile are still never clobbered (see `commitSmall`).
+  let empty: boolean;
   try {
-    await mkdir(root, { recursive: true, mode: DIR_MODE });
+    empty =
+      (await mkdir(root, { recursive: true, mode: DIR_MODE })) !== undefined || (await isEmptyDir(root));
   } catch (error) {
     throw ioError(`cannot create ${root}`, error, root);
   }
@@ -397,30 +410,31 @@ export async function extractArchive(
 
   // 0 = write, 1 = skip (exists). Checked in parallel: a re-extraction over a big tree is one lstat per file.
   const decisions = new Uint8Array(selected.length);
-  await runPool(
-    Array.from(selected.keys()),
-    16,
-    async (i) => {
-      throwIfAborted(signal);
-      const entry = selected[i]!;
-      if ((await checkDir(dirname(entry.path))) === "missing") return;
-      const target = join(root, entry.path);
-      let info: Awaited<ReturnType<typeof lstat>>;
-      try {
-        info = await lstat(target);
-      } catch (error) {
-        if (errnoCode(error) === "ENOENT") return;
-        throw ioError(`cannot inspect ${target}`, error, entry.path);
-      }
-      if (info.isDirectory()) {
-        throw new BlobError("ERR_IS_DIRECTORY", `${entry.path} is a directory in the destination`, {
-          subject: entry.path,
-        });
-      }
-      if (!overwrite) decisions[i] = 1;
-    },
-    () => {},
-  );
+  if (!empty)
+    await runPool(
+      Array.from(selected.keys()),
+      16,
+      async (i) => {
+        throwIfAborted(signal);
+        const entry = selected[i]!;
+        if ((await checkDir(dirname(entry.path))) === "missing") return;
+        const target = join(root, entry.path);
+        let info: Awaited<ReturnType<typeof lstat>>;
+        try {
+          info = await lstat(target);
+        } catch (error) {
+          if (errnoCode(error) === "ENOENT") return;
+          throw ioError(`cannot inspect ${target}`, error, entry.path);
+        }
+        if (info.isDirectory()) {
+          throw new BlobError("ERR_IS_DIRECTORY", `${entry.path} is a directory in the destination`, {
+            subject: entry.path,
+          });
+        }
+        if (!overwrite) decisions[i] = 1;
+      },
+      () => {},
+    );
   const toWrite: IndexEntry[] = [];
   let skipped = 0;
   for (let i = 0; i < selected.length; i++) {
