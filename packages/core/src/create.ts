@@ -185,7 +185,11 @@ export interface CreateOptions {
    * same index and data digests. An object overrides those values.
    */
   deterministic?: boolean | DeterministicOptions;
-  /** Files processed in parallel. Default `os.availableParallelism()`. Output does not depend on it. */
+  /**
+   * Files processed in parallel. Default twice `os.availableParallelism()` (at least 4): each file waits on
+   * I/O between its compression steps, so more files than cores keep every core compressing. Output does
+   * not depend on it.
+   */
   concurrency?: number;
   /**
    * Store identical file contents once: later files with the same SHA-256 and size point at the earlier
@@ -347,7 +351,7 @@ function resolveOptions(options: CreateOptions): Resolved {
       gid: checkId(o.gid ?? 0, "deterministic.gid"),
     };
   }
-  const concurrency = options.concurrency ?? availableParallelism();
+  const concurrency = options.concurrency ?? Math.max(4, 2 * availableParallelism());
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
     throw argError(`concurrency must be a positive integer, got ${String(concurrency)}`);
   }
