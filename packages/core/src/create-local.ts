@@ -170,11 +170,21 @@ export async function createLocalArchive(
   const streamClosed = new Promise<void>((resolveClosed) => {
     stream.once("close", () => resolveClosed());
   });
-  // Open errors (EEXIST of a clashing temp name, EACCES) surface through createArchive's writes.
-  stream.on("error", () => {});
+  // Open errors (EEXIST of a clashing temp name, EACCES) surface through createArchive's writes. An fsync or
+  // close error comes after createArchive is done with the stream, so it is kept and checked below.
+  let streamError: unknown;
+  stream.on("error", (error) => {
+    streamError ??= error;
+  });
   try {
     const result = await createArchiveInternal(sourceDir, stream, createOptions, { exclude });
     await streamClosed;
+    if (streamError !== undefined) {
+      throw new BlobError("ERR_IO", `writing ${dataTemp} failed: ${(streamError as Error).message}`, {
+        cause: streamError,
+        subject: dataTemp,
+      });
+    }
     await fsp.writeFile(indexTemp, result.index, { flag: "wx", mode: 0o644, flush: true });
     throwIfAborted(options.signal);
     await publish(dataTemp, dataPath, overwrite);

@@ -752,6 +752,27 @@ describe("createArchive — progress, abort and outputs", () => {
     expect(sink.stream.destroyed).toBe(true);
   });
 
+  it("aborting while a large file is being compressed always settles (never hangs)", async () => {
+    const dir = tempDir();
+    writeTree(dir, { "big.txt": compressible(24 * 1024 * 1024) });
+    // The abort lands at different points of the streamed compression: between reads, during a read,
+    // while the encoder is draining.
+    for (const delay of [1, 3, 7, 12, 20, 30]) {
+      const controller = new AbortController();
+      const reason = new Error(`abort after ${delay} ms`);
+      const run = createArchive(dir, nodeSink().stream, { signal: controller.signal, concurrency: 1 });
+      setTimeout(() => controller.abort(reason), delay);
+      const settled = await Promise.race([
+        run.then(
+          () => "resolved",
+          (error: unknown) => (error === reason ? "aborted" : error),
+        ),
+        new Promise((resolve) => setTimeout(() => resolve("hung"), 5000)),
+      ]);
+      expect(["aborted", "resolved"]).toContain(settled);
+    }
+  });
+
   it("aborts while a content stream is pending, and rejects at once for an aborted signal", async () => {
     const controller = new AbortController();
     const pending = createArchive(

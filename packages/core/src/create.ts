@@ -671,23 +671,17 @@ function sortItems(items: Item[]): void {
 class Coordinator {
   failed = false;
   error: unknown = undefined;
-  readonly failure: Promise<never>;
   readonly cleanups: Set<() => void> = new Set();
   private waiters: (() => void)[] = [];
-  private rejectFailure: (error: unknown) => void = () => {};
-
-  constructor() {
-    this.failure = new Promise<never>((_, reject) => {
-      this.rejectFailure = reject;
-    });
-    this.failure.catch(() => {});
-  }
+  /** Rejecters of pending {@link Coordinator.race} calls; each removes itself when its promise settles. */
+  private racers: Set<(error: unknown) => void> = new Set();
 
   fail(error: unknown): void {
     if (this.failed) return;
     this.failed = true;
     this.error = error;
-    this.rejectFailure(error);
+    for (const reject of this.racers) reject(error);
+    this.racers.clear();
     for (const cleanup of this.cleanups) {
       try {
         cleanup();
@@ -716,8 +710,16 @@ class Coordinator {
     }
   }
 
+  /**
+   * `promise`, or the failure if one happens first. (Not `Promise.race` with a long-lived failure promise:
+   * every race would leave a reaction on it, ~300 bytes each, for the whole run.)
+   */
   race<T>(promise: Promise<T>): Promise<T> {
-    return Promise.race([promise, this.failure]);
+    if (this.failed) return Promise.reject(this.error);
+    return new Promise<T>((resolve, reject) => {
+      this.racers.add(reject);
+      promise.then(resolve, reject).finally(() => this.racers.delete(reject));
+    });
   }
 }
 
@@ -1111,6 +1113,8 @@ async function storeBuffered(
 }
 
 function waitDrain(stream: zlib.ZstdCompress): Promise<void> {
+  // A destroyed encoder has already emitted "close" and will never drain.
+  if (stream.destroyed) return Promise.reject(new BlobError("ERR_IO", "zstd encoder closed"));
   return new Promise<void>((resolve, reject) => {
     const cleanup = (): void => {
       stream.off("drain", onDrain);
@@ -1157,7 +1161,8 @@ async function storeStreamed(
     if (size > opts.limits.maxFileSize) throw fileTooLarge(item.path, size, opts.limits.maxFileSize);
     return chunk;
   };
-  // Streamed files are larger than the buffering threshold, so only the extension rule can apply.
+  // Files of known size are streamed only above the buffering threshold; content of unknown size is judged
+  // by the extension rule alone (its size is unknown until it has been read).
   const compress = shouldCompress(opts, item.path, item.size ?? Number.MAX_SAFE_INTEGER);
   if (!compress) {
     for (let chunk = await nextInput(); chunk !== null; chunk = await nextInput()) await push(chunk);
@@ -1168,6 +1173,7 @@ async function storeStreamed(
     const feed = (async () => {
       try {
         for (let chunk = await nextInput(); chunk !== null; chunk = await nextInput()) {
+          co.check(); // a failure elsewhere destroys the encoder while this read was in flight
           if (!encoder.write(chunk)) await waitDrain(encoder);
         }
         encoder.end();

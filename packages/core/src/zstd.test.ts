@@ -98,4 +98,16 @@ describe("zstd", () => {
       code: "ERR_DECOMPRESSION",
     });
   });
+
+  it("holds back decoding while the consumer does not read (bounded buffering)", async () => {
+    const size = 64 * 1024 * 1024;
+    const stored = zstdCompressSync(Buffer.alloc(size)); // 64 MiB of zeros: a few KiB stored
+    const t = createZstdDecompressTransform(size, opts);
+    t.end(stored);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(t.readableLength).toBeLessThan(4 * 1024 * 1024);
+    let total = 0;
+    for await (const chunk of t) total += (chunk as Buffer).byteLength;
+    expect(total).toBe(size);
+  });
 });
