@@ -594,7 +594,7 @@ describe("createArchive — directories", () => {
     }
   });
 
-  it("strict mode detects a file replaced by another of the same size; none mode archives the new bytes", async () => {
+  it("both modes refuse a file replaced by another of the same size (it is not the scanned file)", async () => {
     const root = tempDir();
     writeTree(root, { "a.txt": "AAAA", "b.txt": "BBBB" });
     const replace = (e: CreateProgress): void => {
@@ -605,8 +605,23 @@ describe("createArchive — directories", () => {
     };
     const strict = await rejection(create(root, { changeDetection: "strict", onProgress: replace }));
     expect(isBlobError(strict, "ERR_FILE_CHANGED") && strict.reason).toBe("replaced");
-    const relaxed = await create(root, { onProgress: replace });
-    expect(relaxed.decoded.contents.get("a.txt")!.toString()).toBe("CCCC");
+    const relaxed = await rejection(create(root, { onProgress: replace }));
+    expect(isBlobError(relaxed, "ERR_FILE_CHANGED") && relaxed.reason).toBe("replaced");
+  });
+
+  it("a directory swapped for a symlink after the scan never pulls in files from outside", async () => {
+    const root = tempDir();
+    const outside = tempDir();
+    writeTree(root, { "sub/a.txt": "mine" });
+    writeTree(outside, { "a.txt": "SECRET" });
+    const swap = (e: CreateProgress): void => {
+      if (e.stage === "scanning" && e.filesTotal > 0) {
+        renameSync(join(root, "sub"), join(root, "sub-old"));
+        symlinkSync(outside, join(root, "sub"));
+      }
+    };
+    const error = await rejection(create(root, { onProgress: swap }));
+    expect(isBlobError(error, "ERR_FILE_CHANGED") && error.reason).toBe("replaced");
   });
 
   it("strict mode detects a metadata change by the end of the read", async () => {

@@ -14,19 +14,19 @@
  *   smaller than the input can be dropped in favour of the raw bytes. Larger files are streamed through one
  *   zstd encoder session (one valid zstd stream per entry); their frame is kept even if it did not shrink.
  */
-import { createHash, webcrypto } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { BigIntStats, Dirent } from "node:fs";
 import { constants as fsConstants, promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import type * as zlib from "node:zlib";
-import { bytesToHex, sha256Digest } from "./digest.ts";
+import { bytesToHex, sha256Async, sha256Digest } from "./digest.ts";
 import { BlobError, throwIfAborted } from "./errors.ts";
 import { encodeIndex } from "./format/index-codec.ts";
 import type { Compression, IndexEntryInput } from "./format/types.ts";
 import { type Limits, resolveLimits } from "./limits.ts";
-import { comparePaths, invalidPathReason, utf8 } from "./paths.ts";
+import { assertArchivePath, comparePaths, utf8 } from "./paths.ts";
 import { assertZstdLevel, createZstdCompressStream, DEFAULT_ZSTD_LEVEL, zstdCompress } from "./zstd.ts";
 
 /**
@@ -86,8 +86,6 @@ const IN_FLIGHT_BUDGET = 64 * 1024 * 1024;
 const STREAM_CHUNK = 1024 * 1024;
 /** Most files a worker may run ahead of the write position, whatever their size (empty files cost nothing). */
 const MAX_AHEAD = 4096;
-/** Buffers at least this large are hashed on the thread pool (WebCrypto); smaller ones inline. */
-const ASYNC_HASH_MIN = 256 * 1024;
 /** Parallel `lstat` calls while scanning a directory. */
 const LSTAT_PARALLELISM = 32;
 
@@ -172,10 +170,11 @@ export interface CreateOptions {
   /** Which files stay raw under zstd; `false` compresses everything. Default: < 1 KiB and Go's 31 extensions. */
   skipCompression?: SkipCompressionOptions | false;
   /**
-   * `"none"` (default): a file that has fewer bytes than its scanned size when read fails with
-   * `ERR_FILE_CHANGED` (growth is not detected; the file is read up to its scanned size). `"strict"`: also
-   * fails when the opened file is not the scanned one (device/inode) or its size, mtime or mode changed by the
-   * end of the read.
+   * `"none"` (default): a file that has fewer bytes than its scanned size when read, or that is not the
+   * scanned file any more (device/inode — a parent directory swapped for a symlink could otherwise pull in
+   * files from outside the tree), fails with `ERR_FILE_CHANGED` (growth is not detected; the file is read
+   * up to its scanned size). `"strict"`: also fails when its size, mtime or mode changed by the end of the
+   * read.
    */
   changeDetection?: "none" | "strict";
   /** Most files the archive may hold (`Infinity` for no limit). Default `limits.maxFiles`. */
@@ -418,16 +417,6 @@ function fileTooLarge(path: string, size: number, max: number): BlobError {
   });
 }
 
-function checkPath(path: string, opts: Resolved): void {
-  const reason = invalidPathReason(path, opts.limits.maxPathLength);
-  if (reason !== undefined) {
-    throw new BlobError("ERR_INVALID_PATH", `invalid archive path ${JSON.stringify(path)}: ${reason}`, {
-      reason,
-      subject: path,
-    });
-  }
-}
-
 function ioError(message: string, cause: unknown, subject?: string): BlobError {
   return new BlobError("ERR_IO", `${message}: ${(cause as Error)?.message ?? String(cause)}`, {
     cause,
@@ -540,7 +529,7 @@ async function scanDirectory(
           skipped.push({ path: f.rel, kind: kindOf(st) });
           continue;
         }
-        checkPath(f.rel, opts);
+        assertArchivePath(f.rel, opts.limits.maxPathLength);
         const size = Number(st.size);
         if (size > opts.limits.maxFileSize) throw fileTooLarge(f.rel, size, opts.limits.maxFileSize);
         if (items.length >= opts.maxFiles) throw tooManyFiles(opts.maxFiles);
@@ -570,7 +559,7 @@ function inputToItem(input: ArchiveInput, opts: Resolved): Item {
   if (typeof input !== "object" || input === null) throw argError("archive input must be an object");
   const path = input.path;
   if (typeof path !== "string") throw argError("archive input path must be a string");
-  checkPath(path, opts);
+  assertArchivePath(path, opts.limits.maxPathLength);
   let declared: number | undefined;
   if (input.size !== undefined) {
     if (!Number.isSafeInteger(input.size) || input.size < 0) {
@@ -863,7 +852,7 @@ async function openFile(
   try {
     const st = await fh.stat({ bigint: true });
     if (!st.isFile()) throw changed(path, "it is no longer a regular file", "replaced");
-    if (opts.strict && (st.dev !== source.dev || st.ino !== source.ino)) {
+    if (st.dev !== source.dev || st.ino !== source.ino) {
       throw changed(path, "the opened file is not the scanned one", "replaced");
     }
   } catch (error) {
@@ -1046,14 +1035,6 @@ interface Job {
   compression: Compression;
 }
 
-async function hashBuffer(bytes: Uint8Array): Promise<Uint8Array> {
-  if (bytes.byteLength >= ASYNC_HASH_MIN) {
-    // WebCrypto digests run on the thread pool, keeping the main thread free for the ordered writer.
-    return new Uint8Array(await webcrypto.subtle.digest("SHA-256", bytes));
-  }
-  return createHash("sha256").update(bytes).digest();
-}
-
 async function readWhole(reader: ContentReader, size: number): Promise<Uint8Array> {
   const first = await reader.read(size);
   if (first === null) {
@@ -1091,7 +1072,7 @@ async function storeBuffered(
   reserved: number,
 ): Promise<void> {
   const [sha256, compressed] = await Promise.all([
-    hashBuffer(bytes),
+    sha256Async(bytes),
     shouldCompress(p.opts, item.path, bytes.byteLength) ? zstdCompress(bytes, p.opts.level) : undefined,
   ]);
   let stored = bytes;

@@ -16,8 +16,13 @@ const ASYNC_HASH_MIN = 256 * 1024;
  * @public
  */
 export async function sha256HexAsync(bytes: Uint8Array): Promise<string> {
-  if (bytes.byteLength < ASYNC_HASH_MIN) return sha256Hex(bytes);
-  return bytesToHex(new Uint8Array(await webcrypto.subtle.digest("SHA-256", bytes)));
+  return bytesToHex(await sha256Async(bytes));
+}
+
+/** Raw 32-byte SHA-256 of `bytes`, on the thread pool for large inputs (see {@link sha256HexAsync}). @public */
+export async function sha256Async(bytes: Uint8Array): Promise<Uint8Array> {
+  if (bytes.byteLength < ASYNC_HASH_MIN) return createHash("sha256").update(bytes).digest();
+  return new Uint8Array(await webcrypto.subtle.digest("SHA-256", bytes));
 }
 
 /** OCI digest (`sha256:<hex>`) of `bytes`. @public */
