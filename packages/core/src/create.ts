@@ -704,7 +704,10 @@ class Coordinator {
    * every race would leave a reaction on it, ~300 bytes each, for the whole run.)
    */
   race<T>(promise: Promise<T>): Promise<T> {
-    if (this.failed) return Promise.reject(this.error);
+    if (this.failed) {
+      promise.catch(() => {}); // nobody else will observe it
+      return Promise.reject(this.error);
+    }
     return new Promise<T>((resolve, reject) => {
       this.racers.add(reject);
       promise.then(resolve, reject).finally(() => this.racers.delete(reject));
