@@ -6,6 +6,7 @@ import { sha256Hex } from "./digest.ts";
 import { isBlobError } from "./errors.ts";
 import { decodeIndex } from "./format/index-codec.ts";
 import { openLocalArchive } from "./local.ts";
+import { rejection } from "./test-support/rejection.ts";
 import { useTempDirs } from "./test-support/temp-dirs.ts";
 import { zstdDecompress } from "./zstd.ts";
 
@@ -18,15 +19,6 @@ function sourceTree(files = 20): string {
     writeFileSync(join(root, i % 2 ? "sub" : ".", `file${i}.txt`), `line ${i}\n`.repeat(50 + i * 40));
   }
   return root;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
 }
 
 async function checkArchive(indexPath: string, dataPath: string): Promise<number> {

@@ -15,6 +15,7 @@ import {
 import { sha256Hex } from "./digest.ts";
 import { isBlobError } from "./errors.ts";
 import { decodeIndex } from "./format/index-codec.ts";
+import { rejection } from "./test-support/rejection.ts";
 import { useTempDirs } from "./test-support/temp-dirs.ts";
 import { zstdDecompress } from "./zstd.ts";
 
@@ -120,15 +121,6 @@ async function create(
   const result = await createArchive(input, sink.stream, options);
   const data = sink.bytes();
   return { result, decoded: await verify(result, data), data };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
 }
 
 const compressible = (n: number): Buffer => {

@@ -8,6 +8,7 @@ import { ByteBudget } from "./extract.ts";
 import { MemorySource } from "./sources.ts";
 import { buildArchive, goWalkOrder, pseudoRandomBytes, type TestFile } from "./test-support/build-archive.ts";
 import { CountingSource } from "./test-support/counting-source.ts";
+import { rejection } from "./test-support/rejection.ts";
 
 const FILES: TestFile[] = [
   { path: "docs/guide.md", content: "# Guide\n".repeat(50), compression: "zstd", mode: 0o600 },
@@ -59,15 +60,6 @@ async function expectFiles(
     const bytes = await readFile(join(dest, path));
     expect(Buffer.compare(bytes, Buffer.from(built.contents.get(path)!)), path).toBe(0);
   }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => {
-      throw new Error("expected a rejection");
-    },
-    (e: unknown) => e,
-  );
 }
 
 describe("extract", () => {
