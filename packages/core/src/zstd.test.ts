@@ -87,16 +87,48 @@ describe("zstd", () => {
     expect(Buffer.from(await zstdDecompress(stored, data.length, opts)).equals(data)).toBe(true);
   });
 
-  it("never returns a short result for multi-frame entries (Node stops after the first frame)", async () => {
+  it("decodes entries made of several frames, skippable frames included (Node alone stops after one)", async () => {
     const a = Buffer.alloc(100_003, "a");
-    const b = Buffer.alloc(50_000, "b");
-    const stored = Buffer.concat([await zstdCompress(a), await zstdCompress(b)]);
-    await expect(zstdDecompress(stored, a.length + b.length, opts)).rejects.toMatchObject({
-      code: "ERR_DECOMPRESSION",
-    });
-    await expect(streamDecode(stored, a.length + b.length)).rejects.toMatchObject({
-      code: "ERR_DECOMPRESSION",
-    });
+    const b = randomBytes(50_000);
+    const c = Buffer.alloc(300_000, "c"); // > SYNC_MAX: decoded on the thread pool
+    const skippable = Buffer.concat([Buffer.from([0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0]), Buffer.from("abc")]);
+    const stored = Buffer.concat([
+      await zstdCompress(a),
+      skippable,
+      await zstdCompress(b),
+      await zstdCompress(c),
+    ]);
+    const expected = Buffer.concat([a, b, c]);
+    expect(Buffer.from(await zstdDecompress(stored, expected.length, opts)).equals(expected)).toBe(true);
+    for (const chunk of [1, 7, 4096, 1 << 20]) {
+      expect(Buffer.from(await streamDecode(stored, expected.length, chunk)).equals(expected)).toBe(true);
+    }
+    // A frame cut off, or bytes after the last frame that are not a frame, are errors.
+    for (const bad of [stored.subarray(0, stored.length - 3), Buffer.concat([stored, Buffer.from("junk")])]) {
+      await expect(zstdDecompress(bad, expected.length, opts)).rejects.toMatchObject({
+        code: "ERR_DECOMPRESSION",
+      });
+      await expect(streamDecode(bad, expected.length, 4096)).rejects.toMatchObject({
+        code: "ERR_DECOMPRESSION",
+      });
+    }
+  });
+
+  it("rejects random bytes with ERR_DECOMPRESSION only", async () => {
+    for (let seed = 0; seed < 200; seed++) {
+      const junk = randomBytes(4 + (seed % 64));
+      if (seed % 2 === 0) junk.writeUInt32LE(0xfd2fb528, 0); // a valid magic number, garbage after it
+      const one = await zstdDecompress(junk, 10, opts).then(
+        () => "resolved",
+        (e: unknown) => (e as { code?: string }).code,
+      );
+      expect(one).toBe("ERR_DECOMPRESSION");
+      const streamed = await streamDecode(junk, 10, 5).then(
+        () => "resolved",
+        (e: unknown) => (e as { code?: string }).code,
+      );
+      expect(streamed).toBe("ERR_DECOMPRESSION");
+    }
   });
 
   it("holds back decoding while the consumer does not read (bounded buffering)", async () => {

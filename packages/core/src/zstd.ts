@@ -96,6 +96,36 @@ export interface ZstdDecodeOptions {
   subject?: string | undefined;
 }
 
+/** Decodes one zstd frame allowing at most `maxSize` bytes of output (one more shows "too long"). */
+async function decodeFrame(
+  frame: Uint8Array,
+  maxSize: number,
+  options: ZstdDecodeOptions,
+): Promise<Uint8Array> {
+  const zlibOptions: zlib.ZstdOptions = {
+    // One byte of headroom lets us tell "too long" apart from "exactly right".
+    maxOutputLength: Math.max(1, maxSize + 1),
+    // Output chunks sized to the file: the default 16 KiB chunks cost a thread-pool round trip each.
+    chunkSize: Math.max(1024, Math.min(maxSize + 1, MAX_OUTPUT_CHUNK)),
+    params: { [ZSTD_d_windowLogMax]: windowLogMax(options.maxDecoderMemory) },
+  };
+  try {
+    return maxSize <= SYNC_MAX
+      ? zlib.zstdDecompressSync(frame, zlibOptions)
+      : await new Promise<Uint8Array>((resolve, reject) => {
+          zlib.zstdDecompress(frame, zlibOptions, (error, result) =>
+            error ? reject(error) : resolve(result),
+          );
+        });
+  } catch (cause) {
+    throw decompressionError(
+      `zstd decompression failed: ${(cause as Error).message}`,
+      options.subject,
+      cause,
+    );
+  }
+}
+
 /**
  * Decompresses a complete stored entry that must expand to exactly `expectedSize` bytes. Zero stored bytes
  * are an empty file (Go writes empty files that way). Anything else — a corrupt frame, a short or long
@@ -112,29 +142,32 @@ export async function zstdDecompress(
     if (expectedSize === 0) return new Uint8Array(0);
     throw decompressionError(`empty zstd entry but ${expectedSize} bytes expected`, options.subject);
   }
-  const zlibOptions: zlib.ZstdOptions = {
-    // One byte of headroom lets us tell "too long" apart from "exactly right".
-    maxOutputLength: Math.max(1, expectedSize + 1),
-    // Output chunks sized to the file: the default 16 KiB chunks cost a thread-pool round trip each.
-    chunkSize: Math.max(1024, Math.min(expectedSize + 1, MAX_OUTPUT_CHUNK)),
-    params: { [ZSTD_d_windowLogMax]: windowLogMax(options.maxDecoderMemory) },
-  };
-  let output: Uint8Array;
+  let ends: number[];
+  const scanner = new ZstdFrameScanner();
   try {
-    output =
-      expectedSize <= SYNC_MAX
-        ? zlib.zstdDecompressSync(stored, zlibOptions)
-        : await new Promise<Uint8Array>((resolve, reject) => {
-            zlib.zstdDecompress(stored, zlibOptions, (error, result) =>
-              error ? reject(error) : resolve(result),
-            );
-          });
+    ends = scanner.feed(stored);
+    if (!scanner.atBoundary) throw new Error("truncated zstd frame");
   } catch (cause) {
     throw decompressionError(
       `zstd decompression failed: ${(cause as Error).message}`,
       options.subject,
       cause,
     );
+  }
+  let output: Uint8Array;
+  if (ends.length === 1) output = await decodeFrame(stored, expectedSize, options);
+  else {
+    // Several frames (valid zstd; the Go reader accepts it): Node would stop after the first one.
+    const parts: Uint8Array[] = [];
+    let start = 0;
+    let total = 0;
+    for (const end of ends) {
+      const part = await decodeFrame(stored.subarray(start, end), expectedSize - total, options);
+      parts.push(part);
+      total += part.byteLength;
+      start = end;
+    }
+    output = Buffer.concat(parts, total);
   }
   if (output.byteLength !== expectedSize) {
     throw decompressionError(
@@ -143,6 +176,106 @@ export async function zstdDecompress(
     );
   }
   return output;
+}
+
+type ScanState = "magic" | "descriptor" | "block" | "skippableSize" | "skip";
+
+/**
+ * Finds where the frames of a zstd stream end (RFC 8878 §3.1) by reading only frame and block headers.
+ * Node's zstd decoder stops after the first frame and drops the rest, so every frame gets its own decoder.
+ *
+ * @internal
+ */
+export class ZstdFrameScanner {
+  #state: ScanState = "magic";
+  /** Bytes collected for the fixed-size field being read (magic, block header, skippable size). */
+  readonly #field = new Uint8Array(4);
+  #have = 0;
+  /** Bytes to pass over, then continue in #after. */
+  #skip = 0;
+  #after: "block" | "end" = "end";
+  #checksum = false;
+  /** Bytes of the current, unfinished frame seen so far (0 between frames). */
+  #inFrame = 0;
+
+  /** True between frames: everything fed so far ends exactly at a frame boundary. */
+  get atBoundary(): boolean {
+    return this.#inFrame === 0 && this.#state === "magic" && this.#have === 0;
+  }
+
+  /** Feeds the next bytes; returns the offsets within `chunk` just past each frame that ends in it. */
+  feed(chunk: Uint8Array): number[] {
+    const ends: number[] = [];
+    let i = 0;
+    // A finished skip of zero bytes (an empty last block at the very end) still has to end its frame.
+    while (i < chunk.byteLength || (this.#state === "skip" && this.#skip === 0)) {
+      if (this.#state === "skip") {
+        const n = Math.min(this.#skip, chunk.byteLength - i);
+        this.#skip -= n;
+        i += n;
+        this.#inFrame += n;
+        if (this.#skip > 0) break;
+        if (this.#after === "block") this.#expect("block");
+        else {
+          ends.push(i);
+          this.#inFrame = 0;
+          this.#expect("magic");
+        }
+        continue;
+      }
+      this.#field[this.#have++] = chunk[i++]!;
+      this.#inFrame++;
+      const need = this.#state === "descriptor" ? 1 : this.#state === "block" ? 3 : 4;
+      if (this.#have < need) continue;
+      this.#have = 0;
+      const f = this.#field;
+      switch (this.#state) {
+        case "magic": {
+          const magic = (f[0]! | (f[1]! << 8) | (f[2]! << 16) | (f[3]! << 24)) >>> 0;
+          if (magic === 0xfd2fb528) this.#expect("descriptor");
+          else if ((magic & 0xfffffff0) >>> 0 === 0x184d2a50) this.#expect("skippableSize");
+          else throw new Error("not a zstd frame (bad magic number)");
+          break;
+        }
+        case "descriptor": {
+          const d = f[0]!;
+          const fcsFlag = d >> 6;
+          const singleSegment = (d & 0x20) !== 0;
+          if ((d & 0x08) !== 0) throw new Error("reserved bit set in a zstd frame header");
+          this.#checksum = (d & 0x04) !== 0;
+          const dictionaryId = [0, 1, 2, 4][d & 0x03]!;
+          const contentSize = fcsFlag === 0 ? (singleSegment ? 1 : 0) : [0, 2, 4, 8][fcsFlag]!;
+          this.#skipThen((singleSegment ? 0 : 1) + dictionaryId + contentSize, "block");
+          break;
+        }
+        case "block": {
+          const header = f[0]! | (f[1]! << 8) | (f[2]! << 16);
+          const last = (header & 1) === 1;
+          const type = (header >> 1) & 3;
+          if (type === 3) throw new Error("reserved zstd block type");
+          const body = type === 1 ? 1 : header >>> 3; // an RLE block stores one byte
+          if (!last) this.#skipThen(body, "block");
+          else this.#skipThen(body + (this.#checksum ? 4 : 0), "end");
+          break;
+        }
+        case "skippableSize":
+          this.#skipThen((f[0]! | (f[1]! << 8) | (f[2]! << 16) | (f[3]! << 24)) >>> 0, "end");
+          break;
+      }
+    }
+    return ends;
+  }
+
+  #expect(state: ScanState): void {
+    this.#state = state;
+    this.#have = 0;
+  }
+
+  #skipThen(bytes: number, after: "block" | "end"): void {
+    this.#state = "skip";
+    this.#skip = bytes;
+    this.#after = after;
+  }
 }
 
 /**
@@ -155,19 +288,90 @@ export async function zstdDecompress(
 export function createZstdDecompressTransform(expectedSize: number, options: ZstdDecodeOptions): Transform {
   let produced = 0;
   let sawInput = false;
-  const decoder = zlib.createZstdDecompress({
-    chunkSize: STREAM_OUTPUT_CHUNK,
-    params: { [ZSTD_d_windowLogMax]: windowLogMax(options.maxDecoderMemory) },
-  });
+  const scanner = new ZstdFrameScanner();
+  const decodeError = (cause: Error): BlobError =>
+    cause instanceof BlobError
+      ? cause
+      : decompressionError(`zstd decompression failed: ${cause.message}`, options.subject, cause);
+
+  // One decoder per frame (Node's stops after the first). `fed`: whether the current one got any input.
+  let decoder: zlib.ZstdDecompress;
+  let fed = false;
+  const startDecoder = (): void => {
+    decoder = zlib.createZstdDecompress({
+      chunkSize: STREAM_OUTPUT_CHUNK,
+      params: { [ZSTD_d_windowLogMax]: windowLogMax(options.maxDecoderMemory) },
+    });
+    fed = false;
+    decoder.on("data", (chunk: Buffer) => {
+      produced += chunk.byteLength;
+      if (produced > expectedSize) {
+        transform.destroy(
+          decompressionError(`zstd entry expands beyond ${expectedSize} bytes`, options.subject),
+        );
+        return;
+      }
+      // Backpressure: a slow consumer pauses the decoder, whose full buffers then hold back the input side.
+      if (!transform.push(chunk)) decoder.pause();
+    });
+    decoder.on("error", (cause) => transform.destroy(decodeError(cause)));
+  };
+  const write = (piece: Uint8Array): Promise<void> => {
+    fed = true;
+    if (decoder.write(piece)) return Promise.resolve();
+    const current = decoder;
+    return new Promise((resolve, reject) => {
+      const done = (): void => {
+        current.off("drain", done);
+        current.off("close", closed);
+        resolve();
+      };
+      const closed = (): void => {
+        current.off("drain", done);
+        reject(decompressionError("zstd decoder closed", options.subject));
+      };
+      current.once("drain", done);
+      current.once("close", closed);
+    });
+  };
+  /** Ends the current decoder and waits until all its output was pushed. */
+  const finish = (): Promise<void> => {
+    const current = decoder;
+    if (!fed) {
+      current.destroy();
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      current.once("end", resolve);
+      current.once("close", () =>
+        current.readableEnded
+          ? resolve()
+          : reject(decompressionError("zstd decoder closed", options.subject)),
+      );
+      current.end();
+    });
+  };
+
   const transform = new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-      if (chunk.byteLength > 0) sawInput = true;
-      if (!decoder.write(chunk)) decoder.once("drain", () => callback());
-      else callback();
+      (async () => {
+        if (chunk.byteLength > 0) sawInput = true;
+        let at = 0;
+        for (const end of scanner.feed(chunk)) {
+          await write(chunk.subarray(at, end));
+          at = end;
+          await finish();
+          startDecoder();
+        }
+        if (at < chunk.byteLength) await write(chunk.subarray(at));
+      })().then(
+        () => callback(),
+        (error: Error) => callback(decodeError(error)),
+      );
     },
     flush(callback: TransformCallback) {
       if (!sawInput) {
-        // Zero stored bytes: an empty file (Go) — the decoder would call it truncated.
+        // Zero stored bytes: an empty file (Go).
         decoder.destroy();
         callback(
           expectedSize === 0
@@ -176,43 +380,34 @@ export function createZstdDecompressTransform(expectedSize: number, options: Zst
         );
         return;
       }
-      decoder.once("end", () => {
-        callback(
-          produced === expectedSize
-            ? null
-            : decompressionError(
-                `zstd entry expanded to ${produced} bytes, expected ${expectedSize}`,
-                options.subject,
-              ),
-        );
-      });
-      decoder.end();
+      if (!scanner.atBoundary) {
+        decoder.destroy();
+        callback(decompressionError("truncated zstd frame", options.subject));
+        return;
+      }
+      finish().then(
+        () =>
+          callback(
+            produced === expectedSize
+              ? null
+              : decompressionError(
+                  `zstd entry expanded to ${produced} bytes, expected ${expectedSize}`,
+                  options.subject,
+                ),
+          ),
+        (error: Error) => callback(decodeError(error)),
+      );
     },
     destroy(error, callback) {
       decoder.destroy();
       callback(error);
     },
   });
-  decoder.on("data", (chunk: Buffer) => {
-    produced += chunk.byteLength;
-    if (produced > expectedSize) {
-      transform.destroy(
-        decompressionError(`zstd entry expands beyond ${expectedSize} bytes`, options.subject),
-      );
-      return;
-    }
-    // Backpressure: a slow consumer pauses the decoder, whose full buffers then hold back the input side.
-    if (!transform.push(chunk)) decoder.pause();
-  });
+  startDecoder();
   const read = transform._read.bind(transform);
   transform._read = (size: number): void => {
     if (decoder.isPaused()) decoder.resume();
     read(size);
   };
-  decoder.on("error", (cause) => {
-    transform.destroy(
-      decompressionError(`zstd decompression failed: ${cause.message}`, options.subject, cause),
-    );
-  });
   return transform;
 }
