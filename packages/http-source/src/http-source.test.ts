@@ -104,6 +104,12 @@ describe("HttpSource: requests", () => {
     expect((await code(fresh.read(SIZE + 5, 1))).code).toBe("ERR_OUT_OF_RANGE");
     const partial = source(s.url);
     expect((await code(partial.read(SIZE - 5, 10))).code).toBe("ERR_OUT_OF_RANGE");
+    // A 416 for a range inside the size we were told: the object shrank.
+    const told = source(s.url, { size: SIZE + 100 });
+    expect(await code(told.read(SIZE + 10, 10))).toMatchObject({
+      code: "ERR_SOURCE_CHANGED",
+      reason: "shrunk",
+    });
   });
 
   it("a length-0 read sends no range request and is still checked against the size", async () => {
@@ -132,9 +138,20 @@ describe("HttpSource: requests", () => {
 
 describe("HttpSource: identity", () => {
   it("the default id has no credentials or secret query parameters, and includes a given etag", async () => {
-    const a = new HttpSource("https://user:pw@cdn.example/blob?X-Amz-Signature=abc&token=t&version=2#frag");
-    expect(a.id).toBe("url:https://cdn.example/blob?version=2");
+    const a = new HttpSource(
+      "https://user:pw@cdn.example/blob?X-Amz-Signature=abc&token=t0k3n&version=2#frag",
+    );
+    expect(a.id).toMatch(/^url:https:\/\/cdn\.example\/blob\?sha256-[0-9a-f]{16}$/);
+    for (const secret of ["user", "pw", "abc", "t0k3n", "frag"]) expect(a.id).not.toContain(secret);
     expect(a.subject).toBe("https://cdn.example/blob");
+    // Re-signing keeps the id; a different object (or any other parameter) changes it.
+    const resigned = new HttpSource("https://cdn.example/blob?version=2&token=t0k3n&X-Amz-Signature=zzz");
+    expect(resigned.id).toBe(a.id);
+    const objectA = new HttpSource("https://h.example/get?objectKey=a.tar");
+    const objectB = new HttpSource("https://h.example/get?objectKey=b.tar");
+    expect(objectA.id).not.toBe(objectB.id);
+    expect(new HttpSource("https://h.example/get").id).toBe("url:https://h.example/get");
+    await Promise.all([resigned.close(), objectA.close(), objectB.close()]);
     const b = new HttpSource("https://cdn.example/blob", { etag: '"abc"' });
     expect(b.id).toBe('url:https://cdn.example/blob#"abc"');
     const c = new HttpSource("https://cdn.example/blob", { id: "sha256:00" });
@@ -412,6 +429,46 @@ describe("HttpSource: stream()", () => {
 });
 
 describe("HttpSource: redirects", () => {
+  it("bytes from a new redirect target are ERR_SOURCE_CHANGED unless it has the same strong ETag", async () => {
+    const origin = await server();
+    const cdn1 = await server();
+    const mirror = await server(); // same bytes, same ETag: a mirror of the same object
+    const other = await server({}, new Uint8Array(BYTES.length).fill(7)); // another object, another ETag
+    other.etag = '"other"';
+    const src = source(origin.url, { size: SIZE, redirectTtlMs: 0, etag: origin.etag });
+    origin.faults.push({ kind: "redirect", to: cdn1.origin });
+    expectSlice(await src.read(0, 8), 0, 8);
+    origin.faults.push({ kind: "redirect", to: mirror.origin });
+    expectSlice(await src.read(8, 8), 8, 8);
+    origin.faults.push({ kind: "redirect", to: other.origin });
+    await expect(src.read(16, 8)).rejects.toMatchObject({
+      code: "ERR_SOURCE_CHANGED",
+      reason: "location-changed",
+    });
+  });
+
+  it("no caller header follows a chain that left the origin, even when it comes back", async () => {
+    const origin = await server();
+    const cdn = await server();
+    const src = source(origin.url, {
+      size: SIZE,
+      redirectTtlMs: 0,
+      headers: { authorization: "Bearer secret", "x-api-key": "k3y", "user-agent": "blobkit-test" },
+    });
+    origin.faults.push({ kind: "redirect", to: cdn.origin });
+    cdn.faults.push({ kind: "redirect", to: origin.origin }); // A → B → A
+    expectSlice(await src.read(0, 8), 0, 8);
+    expect(cdn.requests[0]!.headers["x-api-key"]).toBeUndefined();
+    expect(cdn.requests[0]!.headers.authorization).toBeUndefined();
+    expect(cdn.requests[0]!.headers["user-agent"]).toBe("blobkit-test");
+    const back = origin.requests[1]!;
+    expect(back.headers.authorization).toBeUndefined();
+    expect(back.headers["x-api-key"]).toBeUndefined();
+    // A request that stays on the origin keeps its credentials.
+    expectSlice(await src.read(8, 8), 8, 8);
+    expect(origin.requests[2]!.headers.authorization).toBe("Bearer secret");
+  });
+
   it("follows a redirect to another origin without Authorization, keeping Range, and remembers it", async () => {
     const cdn = await server();
     const origin = await server();

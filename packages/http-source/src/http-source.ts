@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import type { ByteSource, ReadOptions } from "@blobkit/core";
 import { BlobError, isBlobError, throwIfAborted } from "@blobkit/core";
@@ -157,10 +158,42 @@ export interface HttpSourceStats {
   bytes: number;
 }
 
-/** Query parameter names that carry secrets in signed URLs; left out of ids and error subjects. */
-const SECRET_PARAM = /sig|token|key|secret|pass|auth|credential|session|^x-amz-|^x-goog-|^policy$/i;
-/** Request headers that must not follow a redirect to another origin. */
-const CREDENTIAL_HEADERS = new Set(["authorization", "cookie", "proxy-authorization"]);
+/** Query parameters of signed URLs (S3, GCS, Azure SAS, CloudFront) that change when a URL is re-signed. */
+const SIGNATURE_PARAMS = new Set([
+  "x-amz-algorithm",
+  "x-amz-credential",
+  "x-amz-date",
+  "x-amz-expires",
+  "x-amz-security-token",
+  "x-amz-signature",
+  "x-amz-signedheaders",
+  "x-goog-algorithm",
+  "x-goog-credential",
+  "x-goog-date",
+  "x-goog-expires",
+  "x-goog-signature",
+  "x-goog-signedheaders",
+  "awsaccesskeyid",
+  "signature",
+  "expires",
+  "key-pair-id",
+  "policy",
+  "sig",
+  "se",
+  "st",
+  "sp",
+  "sv",
+  "sr",
+  "spr",
+  "skoid",
+  "sktid",
+  "skt",
+  "ske",
+  "sks",
+  "skv",
+]);
+/** The only caller headers that follow a request chain once it has left the source's origin. */
+const CROSS_ORIGIN_HEADERS = new Set(["accept", "accept-language", "user-agent"]);
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 /** Largest body read from an error or ignored-range response before the connection is dropped. */
 const DRAIN_LIMIT = 64 * 1024;
@@ -244,20 +277,29 @@ function locationKey(url: URL): string {
   return `${url.origin}${url.pathname}`;
 }
 
-/** Removes credentials, fragment and secret-looking query parameters from `url`. */
-function redactUrl(url: URL, keepQuery: boolean): string {
+/** Removes credentials, query and fragment from `url` (for error subjects). */
+function redactUrl(url: URL): string {
   const copy = new URL(url.href);
   copy.username = "";
   copy.password = "";
   copy.hash = "";
-  if (!keepQuery) {
-    copy.search = "";
-  } else {
-    for (const name of [...copy.searchParams.keys()]) {
-      if (SECRET_PARAM.test(name)) copy.searchParams.delete(name);
-    }
-  }
+  copy.search = "";
   return copy.href;
+}
+
+/**
+ * The default id: origin and path, plus a hash of the query without its signature/expiry parameters. Two
+ * URLs that name different objects (`?key=a` vs `?key=b`) get different ids; re-signing a URL keeps its id;
+ * no query value (which may be a secret) appears in the id itself.
+ */
+function sourceIdOf(url: URL): string {
+  const params = [...url.searchParams]
+    .filter(([name]) => !SIGNATURE_PARAMS.has(name.toLowerCase()))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const base = `url:${url.origin}${url.pathname}`;
+  if (params.length === 0) return base;
+  const query = new URLSearchParams(params).toString();
+  return `${base}?sha256-${createHash("sha256").update(query).digest("hex").slice(0, 16)}`;
 }
 
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
@@ -444,6 +486,8 @@ export class HttpSource implements ByteSource {
   #sizePromise: Promise<number> | undefined;
   /** Validators per answering location (see {@link locationKey}). */
   readonly #validators = new Map<string, Validators>();
+  /** Where the first bytes came from (see #checkValidators). */
+  #dataLocation: string | undefined;
   #redirect: { url: URL; expires: number } | undefined;
   #closing: Promise<void> | undefined;
 
@@ -488,13 +532,12 @@ export class HttpSource implements ByteSource {
     this.#onRangeIgnored = options.onRangeIgnored ?? "error";
     this.#maxDiscardBytes = options.maxDiscardBytes ?? 16 * 1024 * 1024;
     this.#url = parsed;
-    this.subject = redactUrl(parsed, false);
+    this.subject = redactUrl(parsed);
     this.#size = options.size;
     if (options.etag !== undefined) {
       this.#validators.set(locationKey(parsed), { etag: options.etag, lastModified: undefined });
     }
-    this.id =
-      options.id ?? `url:${redactUrl(parsed, true)}${options.etag === undefined ? "" : `#${options.etag}`}`;
+    this.id = options.id ?? `${sourceIdOf(parsed)}${options.etag === undefined ? "" : `#${options.etag}`}`;
     this.#headers = {};
     for (const [name, value] of Object.entries(options.headers ?? {}))
       this.#headers[name.toLowerCase()] = value;
@@ -941,16 +984,21 @@ export class HttpSource implements ByteSource {
     });
   }
 
-  /** Headers for a request to `target`, dropping credentials when it is another origin. */
+  /**
+   * Headers for a request to `target`. Once a request chain has left the source's origin (even if a later
+   * hop comes back), only headers on a short safe list follow: any caller header may be a credential
+   * (`x-api-key`, `private-token`…), and a foreign host must not choose where credentials go (as in Fetch).
+   */
   async #headersFor(
     target: URL,
     extra: Record<string, string>,
     signal: AbortSignal,
+    leftOrigin: boolean,
   ): Promise<Record<string, string>> {
-    const sameOrigin = target.origin === this.#url.origin;
+    const sameOrigin = !leftOrigin && target.origin === this.#url.origin;
     const out: Record<string, string> = {};
     for (const [name, value] of Object.entries(this.#headers)) {
-      if (!sameOrigin && CREDENTIAL_HEADERS.has(name)) continue;
+      if (!sameOrigin && !CROSS_ORIGIN_HEADERS.has(name)) continue;
       out[name] = value;
     }
     if (sameOrigin && this.#getHeaders !== undefined) {
@@ -994,8 +1042,10 @@ export class HttpSource implements ByteSource {
     }
     let redirects = 0;
     let reauthorized = false;
+    let leftOrigin = false;
     for (;;) {
-      const headers = await this.#headersFor(target, spec.headers, attempt.signal);
+      if (target.origin !== this.#url.origin) leftOrigin = true;
+      const headers = await this.#headersFor(target, spec.headers, attempt.signal, leftOrigin);
       attempt.signal.throwIfAborted();
       this.#stats.requests++;
       const known = this.#validators.get(locationKey(target))?.etag;
@@ -1051,6 +1101,7 @@ export class HttpSource implements ByteSource {
         statusCode === 401 &&
         !reauthorized &&
         this.#onUnauthorized !== undefined &&
+        !leftOrigin &&
         target.origin === this.#url.origin
       ) {
         await discard(body);
@@ -1112,8 +1163,27 @@ export class HttpSource implements ByteSource {
     }
   }
 
-  /** Checks and remembers the validators (ETag, Last-Modified) of a successful response. */
-  #checkValidators(location: string, headers: IncomingHttpHeaders): void {
+  /**
+   * Checks and remembers the validators (ETag, Last-Modified) of a successful response. Validators are
+   * per location (a CDN's ETag is not the registry's), so for bytes (`data`) the location itself must not
+   * change either: once bytes came from one location, bytes from another — a redirect that now points
+   * elsewhere — are `ERR_SOURCE_CHANGED` unless they carry the same strong ETag. Re-signed URLs keep their
+   * location (origin + path).
+   */
+  #checkValidators(location: string, headers: IncomingHttpHeaders, data = true): void {
+    if (data) {
+      this.#dataLocation ??= location;
+      // Another location is accepted only with the same strong ETag (a mirror or CDN of the same object).
+      const etag = header(headers, "etag");
+      const first = this.#validators.get(this.#dataLocation)?.etag;
+      const sameObject = etag !== undefined && !etag.startsWith("W/") && etag === first;
+      if (location !== this.#dataLocation && !sameObject) {
+        throw new BlobError("ERR_SOURCE_CHANGED", "the object's bytes now come from another location", {
+          subject: this.subject,
+          reason: "location-changed",
+        });
+      }
+    }
     const etag = header(headers, "etag");
     const lastModified = header(headers, "last-modified");
     let known = this.#validators.get(location);
@@ -1193,9 +1263,20 @@ export class HttpSource implements ByteSource {
     if (statusCode === 416) {
       await discard(body);
       const range = parseContentRange(header(headers, "content-range"));
-      if (range !== undefined && "unsatisfied" in range && this.#size === undefined)
-        this.#size = range.unsatisfied;
-      throw outOfRange(offset, length, this.#size ?? Number.NaN, subject);
+      const reported = range !== undefined && "unsatisfied" in range ? range.unsatisfied : undefined;
+      if (this.#size !== undefined && offset + length <= this.#size) {
+        // The range fits the size we know: the object shrank or was replaced.
+        throw new BlobError(
+          "ERR_SOURCE_CHANGED",
+          `the server refused bytes ${offset}+${length} of a ${this.#size}-byte object`,
+          {
+            subject,
+            reason: "shrunk",
+          },
+        );
+      }
+      if (reported !== undefined && this.#size === undefined) this.#size = reported;
+      throw outOfRange(offset, length, this.#size ?? reported ?? Number.NaN, subject);
     }
     if (statusCode !== 206) return await this.#failStatus(response, "range request failed");
     try {
@@ -1326,7 +1407,7 @@ export class HttpSource implements ByteSource {
         const encoding = header(headers, "content-encoding");
         if (length === undefined || !/^\d+$/.test(length)) return undefined;
         if (encoding !== undefined && encoding.toLowerCase() !== "identity") return undefined;
-        this.#checkValidators(response.location, headers);
+        this.#checkValidators(response.location, headers, false);
         return Number(length);
       } finally {
         release();
