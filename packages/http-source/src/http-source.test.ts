@@ -426,6 +426,19 @@ describe("HttpSource: stream()", () => {
     await reader.cancel();
     expectSlice(await src.read(0, 100), 0, 100);
   });
+
+  it("a stream cancelled while its request is still opening frees its slot too", async () => {
+    const s = await server({ delayMs: 30 });
+    const src = source(s.url, { size: SIZE, maxConcurrency: 1 });
+    for (let i = 0; i < 3; i++) await src.stream(0, SIZE).cancel(); // before any response arrived
+    const read = src.read(0, 100);
+    const settled = await Promise.race([
+      read,
+      new Promise((resolve) => setTimeout(() => resolve("stuck"), 3000)),
+    ]);
+    expect(settled).not.toBe("stuck");
+    expectSlice(await read, 0, 100);
+  });
 });
 
 describe("HttpSource: redirects", () => {

@@ -766,7 +766,9 @@ export class HttpSource implements ByteSource {
             const slicer = opened.response.slicer;
             body = opensBody;
             if (finished) {
+              // Cancelled or aborted while the request was opening: finish() ran before these were set.
               opensBody.destroy();
+              finish(); // releases the slot and the attempt now that they are known (it clears them once run)
               return;
             }
             const bodyFailed = (error: unknown): void => {
