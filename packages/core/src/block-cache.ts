@@ -5,6 +5,7 @@
 import { type Cache, cacheKeys } from "./cache.ts";
 import { BlobError, throwIfAborted } from "./errors.ts";
 import type { ByteSource, ReadOptions } from "./source.ts";
+import { assertReadArguments, outOfRangeError } from "./sources.ts";
 
 /** Options of {@link withBlockCache}. @public */
 export interface BlockCacheOptions {
@@ -99,15 +100,9 @@ class BlockCachedSource implements ByteSource {
     this.#assertOpen();
     const { signal } = options;
     throwIfAborted(signal);
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
-      throw new BlobError("ERR_INVALID_ARGUMENT", `invalid range offset=${offset} length=${length}`);
-    }
+    assertReadArguments(offset, length, this.id);
     const size = await this.size({ signal });
-    if (offset + length > size) {
-      throw new BlobError("ERR_OUT_OF_RANGE", `range ${offset}+${length} is beyond the end (${size})`, {
-        subject: this.id,
-      });
-    }
+    if (offset + length > size) throw outOfRangeError(offset, length, size, this.id);
     if (length === 0) return new Uint8Array(0);
     const bs = this.#blockSize;
     const first = Math.floor(offset / bs);

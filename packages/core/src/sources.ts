@@ -8,35 +8,45 @@ import type { ByteSource, ReadOptions } from "./source.ts";
 const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 
 /**
- * Checks `offset`/`length` against the {@link ByteSource} contract: non-negative safe integers
- * (`ERR_INVALID_ARGUMENT`), within `size` (`ERR_OUT_OF_RANGE`).
+ * Throws `ERR_INVALID_ARGUMENT` unless `offset` and `length` are non-negative safe integers, as the
+ * {@link ByteSource} contract requires. For `ByteSource` implementations.
+ *
+ * @public
  */
+export function assertReadArguments(offset: number, length: number, subject: string): void {
+  for (const [name, value] of [
+    ["offset", offset],
+    ["length", length],
+  ] as const) {
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+      throw new BlobError(
+        "ERR_INVALID_ARGUMENT",
+        `${name} must be a non-negative integer, got ${String(value)}`,
+        {
+          subject,
+        },
+      );
+    }
+  }
+}
+
+/**
+ * The `ERR_OUT_OF_RANGE` error of a read past the end of a {@link ByteSource}. For implementations.
+ *
+ * @public
+ */
+export function outOfRangeError(offset: number, length: number, size: number, subject: string): BlobError {
+  return new BlobError(
+    "ERR_OUT_OF_RANGE",
+    `read of ${length} bytes at offset ${offset} is beyond the end (size ${size})`,
+    { subject },
+  );
+}
+
+/** Checks `offset`/`length` against the {@link ByteSource} contract and `size`. */
 function checkRange(offset: number, length: number, size: number, subject: string): void {
-  if (typeof offset !== "number" || !Number.isSafeInteger(offset) || offset < 0) {
-    throw new BlobError(
-      "ERR_INVALID_ARGUMENT",
-      `offset must be a non-negative integer, got ${String(offset)}`,
-      {
-        subject,
-      },
-    );
-  }
-  if (typeof length !== "number" || !Number.isSafeInteger(length) || length < 0) {
-    throw new BlobError(
-      "ERR_INVALID_ARGUMENT",
-      `length must be a non-negative integer, got ${String(length)}`,
-      {
-        subject,
-      },
-    );
-  }
-  if (offset > size || length > size - offset) {
-    throw new BlobError(
-      "ERR_OUT_OF_RANGE",
-      `read of ${length} bytes at offset ${offset} is beyond the end (size ${size})`,
-      { subject },
-    );
-  }
+  assertReadArguments(offset, length, subject);
+  if (offset > size || length > size - offset) throw outOfRangeError(offset, length, size, subject);
 }
 
 function checkChunkSize(chunkSize: number): void {

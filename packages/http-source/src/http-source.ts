@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import type { ByteSource, ReadOptions } from "@blobkit/core";
-import { BlobError, isBlobError, throwIfAborted } from "@blobkit/core";
+import { assertReadArguments, BlobError, isBlobError, outOfRangeError, throwIfAborted } from "@blobkit/core";
 import { Agent, type Dispatcher } from "undici";
 
 /** Default number of retries after the first attempt of a request. @public */
@@ -333,35 +333,6 @@ function parseRetryAfter(value: string | undefined): number | undefined {
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
-function checkArgs(offset: number, length: number, subject: string): void {
-  if (typeof offset !== "number" || !Number.isSafeInteger(offset) || offset < 0) {
-    throw new BlobError(
-      "ERR_INVALID_ARGUMENT",
-      `offset must be a non-negative integer, got ${String(offset)}`,
-      {
-        subject,
-      },
-    );
-  }
-  if (typeof length !== "number" || !Number.isSafeInteger(length) || length < 0) {
-    throw new BlobError(
-      "ERR_INVALID_ARGUMENT",
-      `length must be a non-negative integer, got ${String(length)}`,
-      {
-        subject,
-      },
-    );
-  }
-}
-
-function outOfRange(offset: number, length: number, size: number, subject: string): BlobError {
-  return new BlobError(
-    "ERR_OUT_OF_RANGE",
-    `read of ${length} bytes at offset ${offset} is beyond the end (size ${size})`,
-    { subject },
-  );
-}
-
 function checkPositive(name: string, value: number | undefined, allowZero: boolean): void {
   if (value === undefined) return;
   if (!Number.isSafeInteger(value) || value < 0 || (!allowZero && value === 0)) {
@@ -613,10 +584,10 @@ export class HttpSource implements ByteSource {
     const { signal } = options;
     throwIfAborted(signal);
     this.#checkOpen();
-    checkArgs(offset, length, this.subject);
+    assertReadArguments(offset, length, this.subject);
     if (length === 0 || this.#size !== undefined) {
       const size = this.#size ?? (await this.size({ signal }));
-      if (offset > size || length > size - offset) throw outOfRange(offset, length, size, this.subject);
+      if (offset > size || length > size - offset) throw outOfRangeError(offset, length, size, this.subject);
       if (length === 0) return new Uint8Array(0);
     }
     return await this.#withRetries(signal, async (attempt) => {
@@ -652,7 +623,7 @@ export class HttpSource implements ByteSource {
         subject: this.subject,
       });
     }
-    for (const range of ranges) checkArgs(range?.offset, range?.length, this.subject);
+    for (const range of ranges) assertReadArguments(range?.offset, range?.length, this.subject);
     const results: Uint8Array[] = new Array(ranges.length);
     const order = ranges
       .map((_, i) => i)
@@ -726,7 +697,7 @@ export class HttpSource implements ByteSource {
           try {
             throwIfAborted(signal);
             this.#checkOpen();
-            checkArgs(offset, length, this.subject);
+            assertReadArguments(offset, length, this.subject);
             if (signal !== undefined) {
               onAbort = () => {
                 if (finished) return;
@@ -739,7 +710,7 @@ export class HttpSource implements ByteSource {
             if (length === 0 || this.#size !== undefined) {
               const size = this.#size ?? (await this.size({ signal: combined }));
               if (offset > size || length > size - offset)
-                throw outOfRange(offset, length, size, this.subject);
+                throw outOfRangeError(offset, length, size, this.subject);
               if (length === 0) {
                 finish();
                 controller.close();
@@ -1254,7 +1225,7 @@ export class HttpSource implements ByteSource {
           this.#learnSize(Number(contentLength));
         }
         if (this.#size !== undefined && offset + length > this.#size) {
-          throw outOfRange(offset, length, this.#size, subject);
+          throw outOfRangeError(offset, length, this.#size, subject);
         }
       } catch (error) {
         await discard(body);
@@ -1278,7 +1249,7 @@ export class HttpSource implements ByteSource {
         );
       }
       if (reported !== undefined && this.#size === undefined) this.#size = reported;
-      throw outOfRange(offset, length, this.#size ?? reported ?? Number.NaN, subject);
+      throw outOfRangeError(offset, length, this.#size ?? reported ?? Number.NaN, subject);
     }
     if (statusCode !== 206) return await this.#failStatus(response, "range request failed");
     try {
@@ -1294,7 +1265,7 @@ export class HttpSource implements ByteSource {
         );
       }
       if (range.total !== undefined && (this.#size === undefined || this.#size === range.total)) {
-        if (offset + length > range.total) throw outOfRange(offset, length, range.total, subject);
+        if (offset + length > range.total) throw outOfRangeError(offset, length, range.total, subject);
         this.#size ??= range.total;
       }
       const totalOk = range.total === undefined || range.total === this.#size;
