@@ -14,19 +14,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BlobError, isBlobError } from "@blobkit/core";
 import { afterEach, describe, expect, it } from "vitest";
+import { streamOf } from "../test/stress-values.ts";
 import { DISK_CACHE_HEADER_BYTES, DiskCache, type DiskCacheOptions } from "./index.ts";
-
-/** A stream of the given chunks. */
-function streamOf(chunks: readonly Uint8Array[]): ReadableStream<Uint8Array> {
-  let i = 0;
-  return new ReadableStream<Uint8Array>({
-    pull: (controller) => {
-      const chunk = chunks[i++];
-      if (chunk === undefined) controller.close();
-      else controller.enqueue(chunk);
-    },
-  });
-}
 
 const dirs: string[] = [];
 const caches: DiskCache[] = [];

@@ -1,4 +1,5 @@
-// Values of the multi-process stress test: each is derived from its key, so any read can be verified.
+// Test helpers shared by the unit tests and the stress-test child processes. Values of the multi-process
+// stress test are derived from their key, so any read can be verified.
 import { createHash } from "node:crypto";
 
 /** Number of distinct keys (`k0`…). */
@@ -14,4 +15,16 @@ export function valueForKey(n: number): Uint8Array {
     out[i] = block[i % 32] ?? 0;
   }
   return out;
+}
+
+/** A stream of the given chunks. */
+export function streamOf(chunks: readonly Uint8Array[]): ReadableStream<Uint8Array> {
+  let i = 0;
+  return new ReadableStream<Uint8Array>({
+    pull: (controller) => {
+      const chunk = chunks[i++];
+      if (chunk === undefined) controller.close();
+      else controller.enqueue(chunk);
+    },
+  });
 }

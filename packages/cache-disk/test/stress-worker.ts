@@ -2,19 +2,7 @@
 // `node --conditions=source test/stress-worker.ts <dir> <maxBytes> <ops> <seed> [forever]`.
 // Every value is derived from its key, so any read can be verified; prints a JSON summary on stdout.
 import { DiskCache } from "../src/index.ts";
-import { KEYS, valueForKey } from "./stress-values.ts";
-
-/** A stream of the given chunks. */
-function streamOf(chunks: readonly Uint8Array[]): ReadableStream<Uint8Array> {
-  let i = 0;
-  return new ReadableStream<Uint8Array>({
-    pull: (controller) => {
-      const chunk = chunks[i++];
-      if (chunk === undefined) controller.close();
-      else controller.enqueue(chunk);
-    },
-  });
-}
+import { KEYS, streamOf, valueForKey } from "./stress-values.ts";
 
 function same(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);

@@ -2,14 +2,13 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describeByteSource } from "@blobkit/conformance";
 import { isBlobError } from "@blobkit/core";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer, type TestServer } from "../test/server.ts";
+import { freePort, startServer, type TestServer } from "../test/server.ts";
 import { HttpSource } from "./index.ts";
 
 // Real servers started by the test itself: Debian nginx (its own Range implementation) and docker-registry
@@ -20,14 +19,6 @@ for (const binary of [NGINX, REGISTRY]) {
   if (!existsSync(binary)) {
     throw new Error(`${binary} is missing: apt-get install -y --no-install-recommends nginx docker-registry`);
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 async function waitFor(url: string, child: ChildProcess, log: () => string): Promise<void> {

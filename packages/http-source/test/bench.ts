@@ -4,23 +4,15 @@ import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HttpSource } from "../src/index.ts";
+import { freePort } from "./server.ts";
 
 const SIZE = Number(process.argv[2] ?? 1024) * 1024 * 1024;
 const RANDOM_READS = 20_000;
 const CONCURRENCY = 16;
 const READ_SIZE = 4096;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function best(runs: number, fn: () => Promise<void> | void): Promise<number> {
   let min = Number.POSITIVE_INFINITY;

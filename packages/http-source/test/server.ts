@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, createServer as createNetServer } from "node:net";
 
 /** A misbehaviour the test server applies to one request. */
 export type Fault =
@@ -209,4 +209,13 @@ export async function startServer(content: Uint8Array, options: ServerOptions = 
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };
   return state;
+}
+
+/** A free TCP port on 127.0.0.1 (for servers that cannot listen on port 0 and report it, like nginx). */
+export async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }
