@@ -4,4 +4,9 @@
  * @packageDocumentation
  */
 
+export * from "./client.ts";
+export { MEDIA_TYPE_OCI_INDEX, referrersTag } from "./oci.ts";
+export * from "./policy.ts";
+export * from "./reference.ts";
+export * from "./registry-store.ts";
 export * from "./store.ts";

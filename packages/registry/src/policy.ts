@@ -1,0 +1,109 @@
+import { type ArchiveManifest, BlobError, type Descriptor, isBlobError } from "@blobkit/core";
+import type { OciStore } from "./store.ts";
+
+/** What a {@link Policy} is asked about: one manifest, resolved and verified against its digest. @public */
+export interface PolicyContext {
+  /** The reference as the caller wrote it (canonical form). */
+  reference: string;
+  /** The manifest's descriptor (digest, media type, size). */
+  descriptor: Descriptor;
+  /** The parsed archive manifest (its `raw` bytes hash to `descriptor.digest`). */
+  manifest: ArchiveManifest;
+  /**
+   * The repository the manifest lives in: policies list and fetch referrers (signatures, attestations)
+   * through it. Everything fetched from it is verified against its digest.
+   */
+  store: OciStore;
+  /** Aborted when the operation is. */
+  signal?: AbortSignal | undefined;
+}
+
+/** A policy's verdict. @public */
+export interface PolicyDecision {
+  /** `true` lets the operation go on; anything else denies. */
+  allow: boolean;
+  /** Why (shown to the user when denied). */
+  reasons?: string[] | undefined;
+}
+
+/**
+ * A check that runs on every fetch / pull / inspect, after the manifest is verified and before any of its
+ * content is used — also when the manifest came from a cache. Policies fail closed: a thrown error, a
+ * missing decision or `allow !== true` denies with `ERR_POLICY`.
+ *
+ * @public
+ */
+export interface Policy {
+  /** Name shown in denials. */
+  readonly name: string;
+  /** Decides whether the manifest may be used. */
+  evaluate(context: PolicyContext): Promise<PolicyDecision>;
+}
+
+/** The manifest a {@link Signer} signs. @public */
+export interface SignSubject {
+  /** The signed manifest's descriptor. */
+  descriptor: Descriptor;
+  /** Its exact bytes. */
+  bytes: Uint8Array;
+  /** The reference it was resolved from. */
+  reference: string;
+}
+
+/** One layer of a signature / attestation referrer. @public */
+export interface SignatureLayer {
+  mediaType: string;
+  bytes: Uint8Array;
+  annotations?: Record<string, string> | undefined;
+}
+
+/** What a {@link Signer} returns: the content of the referrer manifest attached to the signed manifest. @public */
+export interface Signature {
+  /** The referrer's `artifactType` (e.g. `application/vnd.dev.sigstore.bundle.v0.3+json`). */
+  artifactType: string;
+  /** Its layers (usually one: the bundle). */
+  layers: SignatureLayer[];
+  /** Referrer manifest annotations. */
+  annotations?: Record<string, string> | undefined;
+}
+
+/** Produces a signature over a manifest; the client attaches it as a referrer. @public */
+export interface Signer {
+  /** Signs the manifest. */
+  sign(subject: SignSubject, options?: { signal?: AbortSignal | undefined }): Promise<Signature>;
+}
+
+/**
+ * Runs `policies` in order; the first denial (or failure) throws `ERR_POLICY` with the policy's name and
+ * reasons. Errors thrown by a policy are kept as the `cause`; aborts propagate as they are.
+ *
+ * @public
+ */
+export async function enforcePolicies(policies: readonly Policy[], context: PolicyContext): Promise<void> {
+  for (const policy of policies) {
+    let decision: PolicyDecision | undefined;
+    try {
+      decision = await policy.evaluate(context);
+    } catch (error) {
+      if (context.signal?.aborted) throw context.signal.reason;
+      const why = isBlobError(error) || error instanceof Error ? error.message : String(error);
+      throw new BlobError(
+        "ERR_POLICY",
+        `policy ${policy.name} failed, so ${context.reference} is denied: ${why}`,
+        {
+          cause: error,
+          reason: "policy-error",
+          subject: context.descriptor.digest,
+        },
+      );
+    }
+    if (decision?.allow !== true) {
+      const reasons = decision?.reasons?.filter((reason) => typeof reason === "string") ?? [];
+      throw new BlobError(
+        "ERR_POLICY",
+        `policy ${policy.name} denied ${context.reference}${reasons.length === 0 ? "" : `: ${reasons.join("; ")}`}`,
+        { reason: "denied", subject: context.descriptor.digest },
+      );
+    }
+  }
+}
