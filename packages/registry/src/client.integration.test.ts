@@ -2,7 +2,7 @@ import { createHmac } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isBlobError, MemoryCache, parseManifest } from "@blobkit/core";
+import { EMPTY_CONFIG_DIGEST, isBlobError, MemoryCache, parseManifest } from "@blobkit/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningRegistry, startRegistry } from "../test/registry-server.ts";
 import { pseudoRandomBytes, RecordingAgent, readTree, type TreeFile, writeTree } from "../test/support.ts";
@@ -257,6 +257,53 @@ describe("Client on a registry", () => {
       }
     } finally {
       await c.close();
+    }
+  });
+
+  it("publishes data → index → config → manifest → extra tags; an interrupted push publishes nothing", async () => {
+    const agent = new RecordingAgent();
+    const c = client({ dispatcher: agent });
+    try {
+      const files = [...FILES, { path: "order.txt", content: `order ${Math.random()}` }];
+      const pushed = await c.push(`${registry.host}/acme/order:v1`, await makeTree(files), {
+        tags: ["v1.0"],
+      });
+      const writes = agent.requests
+        .filter((r) => r.method === "PUT")
+        .map((r) => {
+          const digest = /digest=(sha256%3A|sha256:)([a-f0-9]{64})/.exec(r.path)?.[2];
+          if (digest !== undefined) return `blob:${digest}`;
+          return `manifest:${r.path.split("/manifests/")[1]}`;
+        });
+      const hex = (d: string): string => d.slice("sha256:".length);
+      // The empty config blob is uploaded only if an earlier push has not stored it yet.
+      const config = `blob:${hex(EMPTY_CONFIG_DIGEST)}`;
+      expect(writes.filter((w) => w !== config)).toEqual([
+        `blob:${hex(pushed.data.digest)}`,
+        `blob:${hex(pushed.index.digest)}`,
+        "manifest:v1",
+        "manifest:v1.0",
+      ]);
+      if (writes.includes(config)) expect(writes.indexOf(config)).toBe(2);
+
+      // Abort while the data blob is being uploaded: no tag, no manifest.
+      const controller = new AbortController();
+      const big = [{ path: "big.bin", content: pseudoRandomBytes(8 * 1024 * 1024, 21) }];
+      const error = await c
+        .push(`${registry.host}/acme/interrupted:v1`, await makeTree(big), {
+          signal: controller.signal,
+          onProgress: (p) => {
+            if (p.phase === "upload" && p.blob === "data" && p.bytes > 0)
+              controller.abort(new Error("user stop"));
+          },
+        })
+        .catch((e: unknown) => e);
+      expect((error as Error).message).toBe("user stop");
+      const missing = await c.fetch(`${registry.host}/acme/interrupted:v1`).catch((e: unknown) => e);
+      expect(isBlobError(missing, "ERR_NOT_FOUND")).toBe(true);
+    } finally {
+      await c.close();
+      await agent.close();
     }
   });
 

@@ -51,7 +51,7 @@ export interface RegistryStoreOptions {
   dispatcher?: Dispatcher | undefined;
   /** `User-Agent` header. */
   userAgent?: string | undefined;
-  /** Retries of failed idempotent requests (network errors, 408, 429, 5xx). Default 4. */
+  /** Retries of failed idempotent requests (network errors, 408, 429, 5xx). Default 5. */
   retries?: number | undefined;
   /** First backoff delay, doubled per retry, in ms. Default 200. */
   retryDelayMs?: number | undefined;
@@ -205,7 +205,7 @@ export class RegistryStore implements OciStore {
       auth: this.#auth,
       dispatcher: this.#dispatcher,
       userAgent: options.userAgent ?? DEFAULT_USER_AGENT,
-      retries: positive("retries", options.retries, 4, true),
+      retries: positive("retries", options.retries, 5, true),
       retryDelayMs: positive("retryDelayMs", options.retryDelayMs, 200, true),
       maxRetryDelayMs: positive("maxRetryDelayMs", options.maxRetryDelayMs, 10_000, true),
       timeoutMs: positive("timeoutMs", options.timeoutMs, 60_000),

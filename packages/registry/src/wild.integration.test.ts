@@ -1,0 +1,183 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { isBlobError } from "@blobkit/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RunningRegistry, startRegistry } from "../test/registry-server.ts";
+import { pseudoRandomBytes, type TreeFile, writeTree } from "../test/support.ts";
+import { startWildProxy } from "../test/wild-proxy.ts";
+import { anonymousCredentials, staticCredentials } from "./auth/index.ts";
+import { Client } from "./client.ts";
+
+// Registries as they behave in the wild, simulated by a proxy in front of the real docker-registry:
+// Range ignored, blob GETs redirected to another origin, 429 bursts, no referrers API.
+
+let anonymous: RunningRegistry;
+let protectedRegistry: RunningRegistry;
+let work: string;
+
+beforeAll(async () => {
+  [anonymous, protectedRegistry] = await Promise.all([startRegistry(), startRegistry({ auth: "htpasswd" })]);
+  work = await mkdtemp(join(tmpdir(), "blobkit-wild-"));
+});
+
+afterAll(async () => {
+  await Promise.all([anonymous?.stop(), protectedRegistry?.stop()]);
+  if (work !== undefined) await rm(work, { recursive: true, force: true });
+});
+
+const FILES: TreeFile[] = [
+  { path: "a/config.json", content: '{"ok":true}' },
+  { path: "a/model.bin", content: pseudoRandomBytes(600_000, 5) },
+  { path: "b/notes.txt", content: "note\n".repeat(1000) },
+];
+
+let trees = 0;
+async function tree(): Promise<string> {
+  const dir = join(work, `tree-${trees++}`);
+  // A unique file per tree: blobs are shared by all repositories of one registry.
+  await writeTree(dir, [...FILES, { path: "unique.txt", content: `tree ${trees} ${Math.random()}` }]);
+  return dir;
+}
+
+describe("a registry that ignores Range (200 with the whole blob)", () => {
+  it("fails reads with ERR_RANGE_NOT_SUPPORTED by default and serves them in discard mode", async () => {
+    const proxy = await startWildProxy(anonymous.origin, { ignoreRange: true });
+    const ref = `${proxy.host}/wild/norange:v1`;
+    const strict = new Client({ credentials: anonymousCredentials });
+    const lenient = new Client({
+      credentials: anonymousCredentials,
+      registry: { onRangeIgnored: "discard" },
+    });
+    try {
+      await strict.push(ref, await tree());
+      const archive = await strict.pull(ref);
+      try {
+        const error = await archive.readFile("b/notes.txt").catch((e: unknown) => e);
+        expect(isBlobError(error, "ERR_RANGE_NOT_SUPPORTED")).toBe(true);
+      } finally {
+        await archive.close();
+      }
+      const ok = await lenient.pull(ref);
+      try {
+        expect(await ok.readFile("b/notes.txt", { encoding: "utf8" })).toBe("note\n".repeat(1000));
+        expect(
+          Buffer.from(await ok.readFile("a/model.bin")).equals(Buffer.from(FILES[1]?.content as Uint8Array)),
+        ).toBe(true);
+      } finally {
+        await ok.close();
+      }
+    } finally {
+      await strict.close();
+      await lenient.close();
+      await proxy.stop();
+    }
+  });
+});
+
+describe("a registry that redirects blob GETs to another origin", () => {
+  it("follows the redirect and never sends the registry credentials there", async () => {
+    const basic = `Basic ${Buffer.from(`${protectedRegistry.username}:${protectedRegistry.password}`).toString("base64")}`;
+    const proxy = await startWildProxy(protectedRegistry.origin, { redirectBlobs: true }, basic);
+    const client = new Client({
+      credentials: staticCredentials({
+        [proxy.host]: { username: protectedRegistry.username, password: protectedRegistry.password },
+      }),
+    });
+    try {
+      const ref = `${proxy.host}/wild/redirect:v1`;
+      await client.push(ref, await tree());
+      const archive = await client.pull(ref, { skipCache: true });
+      try {
+        expect(await archive.readFile("a/config.json", { encoding: "utf8" })).toBe('{"ok":true}');
+        expect((await archive.readFile("a/model.bin")).length).toBe(600_000);
+      } finally {
+        await archive.close();
+      }
+      // The index (whole-blob GET) and the data (range GETs) were both served by the second origin…
+      expect(proxy.seenByMirror.length).toBeGreaterThanOrEqual(2);
+      expect(proxy.seenByMirror.some((r) => r.range !== undefined)).toBe(true);
+      // …which never saw the client's credentials, while the registry did.
+      expect(proxy.seenByMirror.every((r) => r.authorization === undefined)).toBe(true);
+      expect(proxy.seen.some((r) => r.authorization === basic)).toBe(true);
+    } finally {
+      await client.close();
+      await proxy.stop();
+    }
+  });
+
+  it("fails with ERR_UNAUTHORIZED without credentials, never leaking the password into the error", async () => {
+    const client = new Client({
+      credentials: staticCredentials({
+        [protectedRegistry.host]: { username: protectedRegistry.username, password: "wrong-password-123" },
+      }),
+    });
+    try {
+      const error = await client
+        .push(`${protectedRegistry.host}/wild/denied:v1`, await tree())
+        .catch((e: unknown) => e);
+      expect(isBlobError(error, "ERR_UNAUTHORIZED")).toBe(true);
+      expect(String(error)).not.toContain("wrong-password-123");
+      expect(JSON.stringify(error)).not.toContain("wrong-password-123");
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe("a registry that sends 429 bursts and has no referrers API", () => {
+  it("retries after Retry-After and completes push, pull, sign and referrers", async () => {
+    const proxy = await startWildProxy(anonymous.origin, { burst429: 5, burstAfter: 2 });
+    const client = new Client({ credentials: anonymousCredentials, registry: { retryDelayMs: 10 } });
+    try {
+      const ref = `${proxy.host}/wild/throttled:v1`;
+      const pushed = await client.push(ref, await tree());
+      const archive = await client.pull(ref);
+      try {
+        expect(await archive.readFile("b/notes.txt", { encoding: "utf8" })).toBe("note\n".repeat(1000));
+      } finally {
+        await archive.close();
+      }
+      expect(proxy.throttled()).toBe(5);
+      const signature = await client.sign(ref, {
+        async sign(subject) {
+          return {
+            artifactType: "application/vnd.blobkit.test.sig",
+            layers: [
+              {
+                mediaType: "application/octet-stream",
+                bytes: new TextEncoder().encode(subject.descriptor.digest),
+              },
+            ],
+          };
+        },
+      });
+      expect((await client.referrers(ref)).map((r) => r.digest)).toEqual([signature.digest]);
+      // The referrers endpoint answered 404, so the tag schema was used.
+      const hex = pushed.descriptor.digest.slice("sha256:".length);
+      expect(proxy.seen.some((r) => r.url.includes(`/referrers/sha256:${hex}`))).toBe(true);
+      expect(proxy.seen.some((r) => r.method === "GET" && r.url.endsWith(`/manifests/sha256-${hex}`))).toBe(
+        true,
+      );
+    } finally {
+      await client.close();
+      await proxy.stop();
+    }
+  });
+
+  it("gives up with ERR_NETWORK when the throttling outlasts the retries", async () => {
+    const proxy = await startWildProxy(anonymous.origin, { burst429: 1000 });
+    const client = new Client({
+      credentials: anonymousCredentials,
+      registry: { retries: 2, retryDelayMs: 1 },
+    });
+    try {
+      const error = await client.fetch(`${proxy.host}/wild/throttled:v1`).catch((e: unknown) => e);
+      expect(isBlobError(error, "ERR_NETWORK")).toBe(true);
+      expect(proxy.throttled()).toBe(3);
+    } finally {
+      await client.close();
+      await proxy.stop();
+    }
+  });
+});
