@@ -115,15 +115,26 @@ describe("Client on a registry", () => {
     }
   });
 
-  it("serves a warm read with one request carrying exactly the file's stored bytes", async () => {
+  it("reads cold with 3 requests and warm with one request carrying exactly the file's stored bytes", async () => {
     const src = await makeTree(FILES);
     const agent = new RecordingAgent();
     const cache = new MemoryCache();
     const c = client({ dispatcher: agent, cache });
     try {
       await c.push(`${registry.host}/acme/warm:v1`, src);
+      agent.reset();
       const cold = await c.pull(`${registry.host}/acme/warm:v1`, { skipCache: true });
-      await cold.close();
+      try {
+        await cold.readFile("README.md");
+        // Cold: the manifest by tag, the index, the file's range — nothing else.
+        expect(agent.requests.map((r) => `${r.method} ${r.path.split("/").slice(-2, -1)[0]}`)).toEqual([
+          "GET manifests",
+          "GET blobs",
+          "GET blobs",
+        ]);
+      } finally {
+        await cold.close();
+      }
       agent.reset();
       const warm = await c.pull(`${registry.host}/acme/warm:v1`);
       try {

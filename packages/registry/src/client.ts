@@ -20,6 +20,7 @@ import {
   decodeIndex,
   EMPTY_CONFIG_DIGEST,
   EMPTY_CONFIG_SIZE,
+  isSha256Digest,
   type Limits,
   MEDIA_TYPE_EMPTY,
   MEDIA_TYPE_OCI_MANIFEST,
@@ -327,29 +328,49 @@ export class Client {
     }
   }
 
+  /** Whether tag resolutions of this reference go through the ref cache. */
+  #refCacheable(ref: Reference): boolean {
+    return ref.kind === "registry" && ref.digest === undefined && this.#refTtlMs > 0;
+  }
+
+  /** A cached tag → descriptor resolution (registries only, unless `skipCache`). */
+  async #cachedRef(
+    ref: Reference,
+    store: OciStore,
+    options: ReadOperationOptions,
+  ): Promise<Descriptor | undefined> {
+    if (!this.#refCacheable(ref) || options.skipCache === true || ref.tag === undefined) return undefined;
+    const key = cacheKeys.ref(`${store.name}:${ref.tag}`);
+    const cached = await this.#cacheGet(key, options.signal);
+    if (cached === undefined) return undefined;
+    try {
+      const descriptor = JSON.parse(new TextDecoder().decode(cached)) as Descriptor;
+      if (isSha256Digest(descriptor.digest) && typeof descriptor.mediaType === "string") return descriptor;
+    } catch {
+      // A damaged entry is a miss.
+    }
+    await this.#cacheDelete(key);
+    return undefined;
+  }
+
+  async #rememberRef(ref: Reference, store: OciStore, tag: string, descriptor: Descriptor): Promise<void> {
+    if (ref.kind !== "registry" || this.#refTtlMs <= 0) return;
+    await this.#cacheSet(
+      cacheKeys.ref(`${store.name}:${tag}`),
+      TEXT.encode(JSON.stringify(descriptor)),
+      this.#refTtlMs,
+    );
+  }
+
   /** Tag or digest → descriptor; tags of registries go through the ref cache unless `skipCache`. */
   async #resolve(ref: Reference, store: OciStore, options: ReadOperationOptions): Promise<Descriptor> {
-    const { signal } = options;
     const target = ref.digest ?? ref.tag;
     if (target === undefined)
       throw new BlobError("ERR_INVALID_ARGUMENT", "reference needs a tag or a digest");
-    const useCache = ref.kind === "registry" && ref.digest === undefined && this.#refTtlMs > 0;
-    const key = cacheKeys.ref(`${store.name}:${target}`);
-    if (useCache && options.skipCache !== true) {
-      const cached = await this.#cacheGet(key, signal);
-      if (cached !== undefined) {
-        try {
-          const descriptor = JSON.parse(new TextDecoder().decode(cached)) as Descriptor;
-          if (typeof descriptor.digest === "string" && typeof descriptor.mediaType === "string")
-            return descriptor;
-        } catch {
-          // A damaged entry is a miss.
-        }
-        await this.#cacheDelete(key);
-      }
-    }
-    const descriptor = await store.resolve(target, { signal });
-    if (useCache) await this.#cacheSet(key, TEXT.encode(JSON.stringify(descriptor)), this.#refTtlMs);
+    const cached = await this.#cachedRef(ref, store, options);
+    if (cached !== undefined) return cached;
+    const descriptor = await store.resolve(target, { signal: options.signal });
+    if (ref.digest === undefined) await this.#rememberRef(ref, store, target, descriptor);
     return descriptor;
   }
 
@@ -385,8 +406,23 @@ export class Client {
 
   async #fetch(ref: Reference, store: OciStore, options: ReadOperationOptions): Promise<FetchResult> {
     throwIfAborted(options.signal);
-    const descriptor = await this.#resolve(ref, store, options);
-    const { bytes, cached, mediaType } = await this.#manifestBytes(store, descriptor.digest, options);
+    let descriptor: Descriptor;
+    let fetched: FetchedBytes;
+    const cachedRef = await this.#cachedRef(ref, store, options);
+    if (ref.digest !== undefined || cachedRef !== undefined) {
+      const digest = ref.digest ?? (cachedRef as Descriptor).digest;
+      fetched = await this.#manifestBytes(store, digest, options);
+      descriptor = cachedRef ?? { mediaType: MEDIA_TYPE_OCI_MANIFEST, digest, size: fetched.bytes.length };
+    } else if (ref.tag !== undefined) {
+      // One request for a tag: the manifest itself, whose digest is the hash of its bytes (no HEAD first).
+      const got = await store.fetchManifest(ref.tag, { signal: options.signal });
+      descriptor = got.descriptor;
+      fetched = { bytes: got.bytes, cached: false, mediaType: got.descriptor.mediaType };
+      await this.#rememberRef(ref, store, ref.tag, descriptor);
+    } else {
+      throw new BlobError("ERR_INVALID_ARGUMENT", "reference needs a tag or a digest");
+    }
+    const { bytes, cached, mediaType } = fetched;
     const manifest = parseManifest(bytes, { expectedDigest: descriptor.digest });
     const full: Descriptor = {
       mediaType: mediaType ?? descriptor.mediaType,
@@ -560,15 +596,7 @@ export class Client {
         await store.tag(descriptor, extra, { signal });
         tags.push(extra);
       }
-      if (ref.kind === "registry" && this.#refTtlMs > 0) {
-        for (const t of tags) {
-          await this.#cacheSet(
-            cacheKeys.ref(`${store.name}:${t}`),
-            TEXT.encode(JSON.stringify(descriptor)),
-            this.#refTtlMs,
-          );
-        }
-      }
+      for (const t of tags) await this.#rememberRef(ref, store, t, descriptor);
       return {
         reference: formatReference({ ...ref, digest: descriptor.digest }),
         descriptor,
@@ -593,13 +621,7 @@ export class Client {
     const descriptor = await this.#resolve(ref, store, { signal: options.signal, skipCache: true });
     for (const tag of tags) {
       await store.tag(descriptor, tag, options);
-      if (ref.kind === "registry" && this.#refTtlMs > 0) {
-        await this.#cacheSet(
-          cacheKeys.ref(`${store.name}:${tag}`),
-          TEXT.encode(JSON.stringify(descriptor)),
-          this.#refTtlMs,
-        );
-      }
+      await this.#rememberRef(ref, store, tag, descriptor);
     }
     return descriptor;
   }
