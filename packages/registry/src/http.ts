@@ -227,6 +227,8 @@ export class RegistryHttp {
     const subject = options.subject ?? options.url;
     const retries = (options.retry ?? isIdempotent(options.method)) ? this.#options.retries : 0;
     let reauthenticated = false;
+    /** The `Authorization` the last request to the registry's own origin carried (`null`: none). */
+    let sent: string | null = null;
     let lastError: unknown;
     for (let attempt = 0; ; attempt++) {
       let url = this.url(options.url);
@@ -243,6 +245,7 @@ export class RegistryHttp {
               signal,
             });
             if (authorization !== undefined) headers.authorization = authorization;
+            sent = authorization ?? null;
           }
           response = await this.#options.dispatcher.request({
             origin: url.origin,
@@ -302,11 +305,16 @@ export class RegistryHttp {
       }
       const status = response.statusCode;
       if (options.expect.includes(status)) return Object.assign(response, { url });
-      if (status === 401 && url.origin === this.origin && !reauthenticated) {
+      if (status === 401 && url.origin === this.origin) {
         const challenge = headerValues(response.headers, "www-authenticate");
         await response.body.dump();
-        reauthenticated = true;
-        if (await this.#options.auth.respond(this.#options.host, options.scopes, challenge, { signal })) {
+        // Asked again after a retry too: with `sent` it can tell "token lacks the scope" (ERR_DENIED) apart.
+        const fresh = await this.#options.auth.respond(this.#options.host, options.scopes, challenge, {
+          signal,
+          sent,
+        });
+        if (fresh && !reauthenticated) {
+          reauthenticated = true;
           attempt--;
           continue;
         }

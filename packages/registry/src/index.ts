@@ -4,7 +4,9 @@
  * @packageDocumentation
  */
 
+export * from "./auth/index.ts";
 export * from "./client.ts";
+export * from "./layout.ts";
 export { MEDIA_TYPE_OCI_INDEX, referrersTag } from "./oci.ts";
 export * from "./policy.ts";
 export * from "./reference.ts";

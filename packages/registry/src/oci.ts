@@ -9,7 +9,7 @@ export const MEDIA_TYPE_DOCKER_MANIFEST = "application/vnd.docker.distribution.m
 export const MEDIA_TYPE_DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /** `Accept` header of manifest requests: OCI first, Docker's types for registries that only speak those. */
-export const MANIFEST_ACCEPT = [
+export const MANIFEST_ACCEPT: string = [
   MEDIA_TYPE_OCI_MANIFEST,
   MEDIA_TYPE_OCI_INDEX,
   MEDIA_TYPE_DOCKER_MANIFEST,

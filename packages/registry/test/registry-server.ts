@@ -7,18 +7,29 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import bcrypt from "bcryptjs";
 import { request } from "undici";
+import { startTokenIssuer, type TokenIssuer, type TokenIssuerOptions } from "./token-issuer.ts";
+
+export type { TokenIssuer, TokenIssuerOptions, TokenRequestRecord } from "./token-issuer.ts";
 
 // The real Debian docker-registry (CNCF distribution 2.8), started per test file on a random loopback port
 // with its own temporary storage, stopped by PID. A missing binary fails loudly with the install command.
 const REGISTRY_BINARY = "/usr/bin/docker-registry";
 
-/** How the registry authenticates clients. */
-export type RegistryAuthMode = "none" | "htpasswd";
+/**
+ * How the registry authenticates clients: `"none"` (anonymous push and pull), `"htpasswd"` (Basic auth) or
+ * `"token"` (distribution's `auth: token`, with a token issuer running in the test process).
+ */
+export type RegistryAuthMode = "none" | "htpasswd" | "token";
 
 /** Options of {@link startRegistry}. */
 export interface StartRegistryOptions {
   /** Authentication mode. Default `"none"` (anonymous push and pull). */
   auth?: RegistryAuthMode;
+  /**
+   * `"token"` mode: options of the token issuer (besides the harness credentials). Default: the harness user
+   * may pull, push and delete everywhere, anonymous requests get tokens without access, tokens last 300 s.
+   */
+  tokenIssuer?: Omit<TokenIssuerOptions, "username" | "password">;
 }
 
 /** A running registry. */
@@ -29,9 +40,16 @@ export interface RunningRegistry {
   origin: string;
   /** Storage root (for tampering with blobs in tests). */
   storageDir: string;
-  /** Credentials accepted in `htpasswd` mode. */
+  /** Credentials accepted in `htpasswd` mode, and by the token issuer in `token` mode. */
   username: string;
   password: string;
+  /** The authentication mode the registry runs in. */
+  auth: RegistryAuthMode;
+  /**
+   * `token` mode only: the token issuer (realm, service, request log and counters, the identity token of the
+   * harness user, `expiresIn` to shorten token lifetimes). Stopped with the registry.
+   */
+  tokenIssuer?: TokenIssuer;
   /** Path of a blob's data file in the storage root. */
   blobPath(digest: string): string;
   /** Server log so far. */
@@ -69,7 +87,9 @@ async function waitForHttp(url: string, child: ChildProcess, log: () => string):
 /** Starts docker-registry on loopback; the caller stops it with {@link RunningRegistry.stop}. */
 export async function startRegistry(options: StartRegistryOptions = {}): Promise<RunningRegistry> {
   if (!existsSync(REGISTRY_BINARY)) {
-    throw new Error(`${REGISTRY_BINARY} is missing: apt-get install -y --no-install-recommends docker-registry`);
+    throw new Error(
+      `${REGISTRY_BINARY} is missing: apt-get install -y --no-install-recommends docker-registry`,
+    );
   }
   const auth = options.auth ?? "none";
   const dir = await mkdtemp(join(tmpdir(), "blobkit-registry-"));
@@ -78,7 +98,22 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
   const username = "blobkit";
   const password = randomBytes(12).toString("hex");
   let authConfig = "";
-  if (auth === "htpasswd") {
+  let tokenIssuer: TokenIssuer | undefined;
+  if (auth === "token") {
+    tokenIssuer = await startTokenIssuer(dir, { ...options.tokenIssuer, username, password }).catch(
+      async (error) => {
+        await rm(dir, { recursive: true, force: true });
+        throw error;
+      },
+    );
+    authConfig = `auth:
+  token:
+    realm: ${tokenIssuer.realm}
+    service: ${tokenIssuer.service}
+    issuer: ${tokenIssuer.issuer}
+    rootcertbundle: ${tokenIssuer.certPath}
+`;
+  } else if (auth === "htpasswd") {
     await writeFile(join(dir, "htpasswd"), `${username}:${bcrypt.hashSync(password, 5)}\n`);
     authConfig = `auth:\n  htpasswd:\n    realm: blobkit-test\n    path: ${join(dir, "htpasswd")}\n`;
   }
@@ -118,6 +153,7 @@ ${authConfig}`;
       process.kill(child.pid, "SIGTERM");
       await exited;
     }
+    await tokenIssuer?.stop();
     await rm(dir, { recursive: true, force: true });
   };
   try {
@@ -132,6 +168,8 @@ ${authConfig}`;
     storageDir,
     username,
     password,
+    auth,
+    ...(tokenIssuer === undefined ? {} : { tokenIssuer }),
     blobPath: (digest) => {
       const hex = digest.replace(/^sha256:/, "");
       return join(storageDir, "docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data");

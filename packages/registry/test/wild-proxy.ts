@@ -23,6 +23,8 @@ export interface SeenRequest {
   url: string;
   authorization: string | undefined;
   range: string | undefined;
+  /** Response body bytes sent back to the client. */
+  bytes: number;
 }
 
 /** A running proxy. */
@@ -49,6 +51,7 @@ function record(req: IncomingMessage): SeenRequest {
     url: req.url ?? "",
     authorization: req.headers.authorization,
     range: req.headers.range,
+    bytes: 0,
   };
 }
 
@@ -57,6 +60,7 @@ async function forward(
   req: IncomingMessage,
   res: ServerResponse,
   headers: Record<string, string>,
+  seen: SeenRequest,
 ): Promise<void> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -76,7 +80,10 @@ async function forward(
     out[name] = value;
   }
   res.writeHead(response.statusCode, out);
-  for await (const chunk of response.body) res.write(chunk);
+  for await (const chunk of response.body) {
+    seen.bytes += (chunk as Buffer).length;
+    res.write(chunk);
+  }
   res.end();
 }
 
@@ -107,14 +114,16 @@ export async function startWildProxy(
   let throttled = 0;
   let count = 0;
   const mirror = createServer((req, res) => {
-    seenByMirror.push(record(req));
+    const entry = record(req);
+    seenByMirror.push(entry);
     const headers = requestHeaders(req, ["authorization"]);
     if (mirrorAuth !== undefined) headers.authorization = mirrorAuth;
-    forward(upstream, req, res, headers).catch(() => res.destroy());
+    forward(upstream, req, res, headers, entry).catch(() => res.destroy());
   });
   const mirrorPort = await listen(mirror);
   const proxy = createServer((req, res) => {
-    seen.push(record(req));
+    const entry = record(req);
+    seen.push(entry);
     count++;
     const burst = options.burst429 ?? 0;
     if (burst > 0 && count > (options.burstAfter ?? 0) && throttled < burst) {
@@ -133,7 +142,7 @@ export async function startWildProxy(
       return;
     }
     const drop = isBlobGet && options.ignoreRange === true ? ["range", "if-range"] : [];
-    forward(upstream, req, res, requestHeaders(req, drop)).catch(() => res.destroy());
+    forward(upstream, req, res, requestHeaders(req, drop), entry).catch(() => res.destroy());
   });
   const port = await listen(proxy);
   const close = (server: Server): Promise<void> =>
