@@ -107,3 +107,68 @@ export async function enforcePolicies(policies: readonly Policy[], context: Poli
     }
   }
 }
+
+/** Runs one policy and turns a throw into a denial with the error's message. */
+async function decide(policy: Policy, context: PolicyContext): Promise<PolicyDecision> {
+  try {
+    const decision = await policy.evaluate(context);
+    if (decision?.allow === true) return { allow: true, reasons: decision.reasons };
+    return { allow: false, reasons: decision?.reasons ?? [`${policy.name} gave no decision`] };
+  } catch (error) {
+    if (context.signal?.aborted) throw context.signal.reason;
+    return {
+      allow: false,
+      reasons: [`${policy.name} failed: ${error instanceof Error ? error.message : String(error)}`],
+    };
+  }
+}
+
+/**
+ * A policy that allows only when every one of `policies` allows (evaluated in order, stopping at the first
+ * denial). An empty list denies: a policy list that ended up empty by mistake must not open the gate.
+ *
+ * @public
+ */
+export function allOf(
+  policies: readonly Policy[],
+  name = `allOf(${policies.map((p) => p.name).join(", ")})`,
+): Policy {
+  return {
+    name,
+    async evaluate(context) {
+      if (policies.length === 0) return { allow: false, reasons: ["allOf of no policies"] };
+      const reasons: string[] = [];
+      for (const policy of policies) {
+        const decision = await decide(policy, context);
+        if (!decision.allow)
+          return { allow: false, reasons: (decision.reasons ?? []).map((r) => `${policy.name}: ${r}`) };
+        reasons.push(...(decision.reasons ?? []));
+      }
+      return { allow: true, reasons };
+    },
+  };
+}
+
+/**
+ * A policy that allows when at least one of `policies` allows (evaluated in order, stopping at the first
+ * approval); when all deny, the denial lists every policy's reasons. An empty list denies.
+ *
+ * @public
+ */
+export function anyOf(
+  policies: readonly Policy[],
+  name = `anyOf(${policies.map((p) => p.name).join(", ")})`,
+): Policy {
+  return {
+    name,
+    async evaluate(context) {
+      const reasons: string[] = [];
+      for (const policy of policies) {
+        const decision = await decide(policy, context);
+        if (decision.allow) return decision;
+        reasons.push(...(decision.reasons ?? []).map((r) => `${policy.name}: ${r}`));
+      }
+      return { allow: false, reasons: policies.length === 0 ? ["anyOf of no policies"] : reasons };
+    },
+  };
+}
