@@ -1,11 +1,10 @@
-// Child process of bench.ts: pushes a directory and reports its own peak RSS.
-// Usage: node --conditions=source bench-push-rss.ts <reference> <dir>
-import { anonymousCredentials } from "../src/auth/index.ts";
-import { Client } from "../src/client.ts";
+// Child process of bench.ts: pushes a directory and reports its own peak RSS. It imports the built package
+// (dist), as users run it: `tsc -b` first.
+// Usage: node bench-push-rss.ts <reference> <dir>
+import { anonymousCredentials, Client } from "@blobkit/registry";
 
 const [reference, dir] = process.argv.slice(2);
-if (reference === undefined || dir === undefined)
-  throw new Error("usage: bench-push-rss.ts <reference> <dir>");
+if (reference === undefined || dir === undefined) throw new Error("usage: bench-push-rss.ts <reference> <dir>");
 const client = new Client({ credentials: anonymousCredentials });
 const start = performance.now();
 await client.push(reference, dir);
