@@ -1,5 +1,6 @@
 import {
   ANNOTATION_CREATED,
+  type ArchiveIndex,
   BlobError,
   checkManifestAgainstIndex,
   DEFAULT_LIMITS,
@@ -87,8 +88,14 @@ async function indexSummary(context: PolicyContext, options: BuildOpaInputOption
       { reason: "index-too-large", subject: layer.digest },
     );
   }
-  const bytes = await context.store.fetchBlob(layer, { maxBytes, signal: options.signal });
-  const index = decodeIndex(bytes, { limits: { maxIndexSize: Math.max(maxBytes, 1) } });
+  // The Client's shared loader fetches the index once for the policy and the pull; without one (a context
+  // built by hand), fetch it here.
+  let index: ArchiveIndex;
+  if (context.index !== undefined) index = await context.index();
+  else {
+    const bytes = await context.store.fetchBlob(layer, { maxBytes, signal: options.signal });
+    index = decodeIndex(bytes, { limits: { maxIndexSize: Math.max(maxBytes, 1) } });
+  }
   checkManifestAgainstIndex(context.manifest, index);
   const summary: OpaIndexInput = {
     digest: layer.digest,

@@ -246,6 +246,45 @@ describe("Client on a registry", () => {
     }
   });
 
+  it("a policy that reads the index shares one index fetch with the pull", async () => {
+    const ref = `${registry.host}/acme/policy-index:v1`;
+    const pusher = client();
+    const pushed = await pusher.push(
+      ref,
+      await makeTree([
+        { path: "a", content: "x" },
+        { path: "b", content: "y" },
+      ]),
+    );
+    await pusher.close();
+    const agent = new RecordingAgent();
+    let seen = 0;
+    const c = client({
+      dispatcher: agent,
+      policies: [
+        {
+          name: "index-reader",
+          async evaluate(ctx) {
+            seen = (await ctx.index?.())?.length ?? -1;
+            return { allow: seen === 2 };
+          },
+        },
+      ],
+    });
+    try {
+      const archive = await c.pull(ref);
+      await archive.close();
+      expect(seen).toBe(2);
+      const indexGets = agent.requests.filter(
+        (r) => r.method === "GET" && r.path.endsWith(pushed.index.digest),
+      );
+      expect(indexGets).toHaveLength(1);
+    } finally {
+      await c.close();
+      await agent.close();
+    }
+  });
+
   it("a tampered data blob in the registry's storage fails the read with ERR_INTEGRITY", async () => {
     const c = client();
     try {

@@ -401,10 +401,15 @@ export class Client {
   async fetch(reference: string, options: ReadOperationOptions = {}): Promise<FetchResult> {
     const ref = this.#parse(reference);
     const store = await this.store(ref);
-    return this.#fetch(ref, store, options);
+    const { index: _index, ...fetched } = await this.#fetch(ref, store, options);
+    return fetched;
   }
 
-  async #fetch(ref: Reference, store: OciStore, options: ReadOperationOptions): Promise<FetchResult> {
+  async #fetch(
+    ref: Reference,
+    store: OciStore,
+    options: ReadOperationOptions,
+  ): Promise<FetchResult & { index: () => Promise<ArchiveIndex> }> {
     throwIfAborted(options.signal);
     let descriptor: Descriptor;
     let fetched: FetchedBytes;
@@ -430,16 +435,22 @@ export class Client {
       size: bytes.length,
     };
     const canonical = formatReference({ ...ref, digest: descriptor.digest });
+    let index: Promise<ArchiveIndex> | undefined;
+    const loadIndex = (): Promise<ArchiveIndex> => {
+      index ??= this.#index(store, manifest, options);
+      return index;
+    };
     await enforcePolicies(this.#options.policies ?? [], {
       reference: canonical,
       descriptor: full,
       manifest,
       store,
+      index: loadIndex,
       signal: options.signal,
     });
     if (!cached && ref.kind === "registry")
       await this.#cacheSet(cacheKeys.manifest(descriptor.digest), bytes);
-    return { reference: canonical, descriptor: full, manifest };
+    return { reference: canonical, descriptor: full, manifest, index: loadIndex };
   }
 
   /** The archive index of a manifest: verified cache hit or fetched, decoded, validated, cross-checked. */
@@ -480,8 +491,8 @@ export class Client {
   async pull(reference: string, options: ReadOperationOptions = {}): Promise<Archive> {
     const ref = this.#parse(reference);
     const store = await this.store(ref);
-    const { manifest } = await this.#fetch(ref, store, options);
-    const index = await this.#index(store, manifest, options);
+    const { manifest, index: loadIndex } = await this.#fetch(ref, store, options);
+    const index = await loadIndex();
     let source = await store.openBlob(manifest.data, { signal: options.signal });
     const cache = this.#options.cache;
     const block = this.#options.blockCache;
@@ -503,8 +514,8 @@ export class Client {
   async inspect(reference: string, options: ReadOperationOptions = {}): Promise<InspectResult> {
     const ref = this.#parse(reference);
     const store = await this.store(ref);
-    const fetched = await this.#fetch(ref, store, options);
-    const index = await this.#index(store, fetched.manifest, options);
+    const { index: loadIndex, ...fetched } = await this.#fetch(ref, store, options);
+    const index = await loadIndex();
     const referrers = await store.referrers(fetched.descriptor.digest, { signal: options.signal });
     return {
       ...fetched,
@@ -739,16 +750,33 @@ export class Client {
       );
     }
     await store.pushBlob(emptyConfigDescriptor(), EMPTY_CONFIG, { signal });
-    const manifest: Record<string, unknown> = {
-      schemaVersion: 2,
-      mediaType: MEDIA_TYPE_OCI_MANIFEST,
-      artifactType: signature.artifactType,
-      config: emptyConfigDescriptor(),
-      layers,
-      subject,
-    };
-    if (signature.annotations !== undefined) manifest.annotations = signature.annotations;
-    return store.pushManifest(TEXT.encode(JSON.stringify(manifest)), MEDIA_TYPE_OCI_MANIFEST, { signal });
+    let bytes: Uint8Array;
+    if (signature.referrerManifest !== undefined) {
+      bytes = signature.referrerManifest(subject, layers);
+      const json = JSON.parse(new TextDecoder().decode(bytes)) as { subject?: { digest?: unknown } };
+      if (json.subject?.digest !== subject.digest) {
+        throw new BlobError(
+          "ERR_INVALID_MANIFEST",
+          "the signer's referrer manifest does not name the signed manifest",
+          {
+            reason: "bad-referrer",
+            subject: subject.digest,
+          },
+        );
+      }
+    } else {
+      const manifest: Record<string, unknown> = {
+        schemaVersion: 2,
+        mediaType: MEDIA_TYPE_OCI_MANIFEST,
+        artifactType: signature.artifactType,
+        config: emptyConfigDescriptor(),
+        layers,
+        subject,
+      };
+      if (signature.annotations !== undefined) manifest.annotations = signature.annotations;
+      bytes = TEXT.encode(JSON.stringify(manifest));
+    }
+    return store.pushManifest(bytes, MEDIA_TYPE_OCI_MANIFEST, { signal });
   }
 
   /** Referrers of what `reference` resolves to, optionally only of one artifact type. */

@@ -1,4 +1,10 @@
-import { type ArchiveManifest, BlobError, type Descriptor, isBlobError } from "@blobkit/core";
+import {
+  type ArchiveIndex,
+  type ArchiveManifest,
+  BlobError,
+  type Descriptor,
+  isBlobError,
+} from "@blobkit/core";
 import type { OciStore } from "./store.ts";
 
 /** What a {@link Policy} is asked about: one manifest, resolved and verified against its digest. @public */
@@ -14,6 +20,12 @@ export interface PolicyContext {
    * through it. Everything fetched from it is verified against its digest.
    */
   store: OciStore;
+  /**
+   * The archive's index, fetched once on first call (verified against the manifest, validated, size-limited)
+   * and shared with the operation that asked for the policy check, so a policy that needs it costs no extra
+   * request. Absent when a caller builds a context by hand: fetch through `store` then.
+   */
+  index?: (() => Promise<ArchiveIndex>) | undefined;
   /** Aborted when the operation is. */
   signal?: AbortSignal | undefined;
 }
@@ -65,6 +77,13 @@ export interface Signature {
   layers: SignatureLayer[];
   /** Referrer manifest annotations. */
   annotations?: Record<string, string> | undefined;
+  /**
+   * Optional: the exact referrer manifest bytes, for ecosystems whose tools expect one layout byte for byte
+   * (cosign's key order and config `artifactType`). Given the signed manifest's descriptor and the pushed
+   * layers' descriptors; the result must be an OCI image manifest whose `subject` is that descriptor. Without
+   * it the client writes `{schemaVersion, mediaType, artifactType, config, layers, subject, annotations}`.
+   */
+  referrerManifest?: ((subject: Descriptor, layers: readonly Descriptor[]) => Uint8Array) | undefined;
 }
 
 /** Produces a signature over a manifest; the client attaches it as a referrer. @public */

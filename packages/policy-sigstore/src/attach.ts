@@ -1,0 +1,158 @@
+import {
+  BlobError,
+  type Descriptor,
+  EMPTY_CONFIG_DIGEST,
+  EMPTY_CONFIG_SIZE,
+  MEDIA_TYPE_EMPTY,
+  MEDIA_TYPE_OCI_MANIFEST,
+  sha256Digest,
+  throwIfAborted,
+} from "@blobkit/core";
+import {
+  type Client,
+  formatReference,
+  type OciStore,
+  parseReference,
+  type Signature,
+  type Signer,
+} from "@blobkit/registry";
+
+const EMPTY_CONFIG = new TextEncoder().encode("{}");
+
+/** Go's `encoding/json` escapes `<`, `>`, `&`, U+2028 and U+2029 inside strings. */
+function goJSON(value: unknown): string {
+  return JSON.stringify(value)
+    .replace(/</g, "\\u003c")
+    .replace(/>/g, "\\u003e")
+    .replace(/&/g, "\\u0026")
+    .replace(/\u2028/g, "\\u2028")
+    .replace(/\u2029/g, "\\u2029");
+}
+
+/** A Go `map[string]string` marshals with sorted keys. */
+function sortedRecord(record: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of Object.keys(record).sort()) out[key] = record[key] as string;
+  return out;
+}
+
+/** go-containerregistry's `v1.Descriptor` field order: mediaType, size, digest, …, annotations, …, artifactType. */
+function goDescriptor(descriptor: Descriptor): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    mediaType: descriptor.mediaType,
+    size: descriptor.size,
+    digest: descriptor.digest,
+  };
+  if (descriptor.annotations !== undefined && Object.keys(descriptor.annotations).length > 0)
+    out.annotations = sortedRecord(descriptor.annotations);
+  if (descriptor.artifactType !== undefined) out.artifactType = descriptor.artifactType;
+  return out;
+}
+
+/**
+ * The referrer manifest exactly as cosign (`ociremote.WriteReferrer`) serializes it: key order of
+ * go-containerregistry's `v1.Manifest` with cosign's trailing `artifactType`, the empty config descriptor
+ * carrying the `artifactType` too, sorted annotations, compact JSON with Go's HTML escaping.
+ *
+ * @public
+ */
+export function cosignReferrerManifest(
+  subject: Descriptor,
+  artifactType: string,
+  layers: readonly Descriptor[],
+  annotations?: Record<string, string>,
+): Uint8Array {
+  const manifest: Record<string, unknown> = {
+    schemaVersion: 2,
+    mediaType: MEDIA_TYPE_OCI_MANIFEST,
+    config: goDescriptor({
+      mediaType: MEDIA_TYPE_EMPTY,
+      size: EMPTY_CONFIG_SIZE,
+      digest: EMPTY_CONFIG_DIGEST,
+      artifactType,
+    }),
+    layers: layers.map(goDescriptor),
+  };
+  if (annotations !== undefined && Object.keys(annotations).length > 0)
+    manifest.annotations = sortedRecord(annotations);
+  manifest.subject = goDescriptor({
+    mediaType: subject.mediaType,
+    size: subject.size,
+    digest: subject.digest,
+  });
+  manifest.artifactType = artifactType;
+  return new TextEncoder().encode(goJSON(manifest));
+}
+
+/**
+ * Attaches `signature` to the manifest `subject` in `store` with cosign's exact referrer layout (see
+ * {@link cosignReferrerManifest}): pushes the layers and the empty config, then the referrer manifest by
+ * digest (the store maintains the `sha256-<hex>` tag-schema index where the registry has no referrers API).
+ * Resolves to the referrer manifest's descriptor.
+ *
+ * @public
+ */
+export async function attachSignature(
+  store: OciStore,
+  subject: Descriptor,
+  signature: Signature,
+  options: { signal?: AbortSignal | undefined } = {},
+): Promise<Descriptor> {
+  const { signal } = options;
+  const layers: Descriptor[] = [];
+  for (const layer of signature.layers) {
+    const descriptor: Descriptor = {
+      mediaType: layer.mediaType,
+      digest: sha256Digest(layer.bytes),
+      size: layer.bytes.length,
+    };
+    await store.pushBlob(descriptor, layer.bytes, { signal });
+    layers.push(
+      layer.annotations === undefined ? descriptor : { ...descriptor, annotations: layer.annotations },
+    );
+  }
+  await store.pushBlob(
+    { mediaType: MEDIA_TYPE_EMPTY, digest: EMPTY_CONFIG_DIGEST, size: EMPTY_CONFIG_SIZE },
+    EMPTY_CONFIG,
+    { signal },
+  );
+  throwIfAborted(signal);
+  const bytes = cosignReferrerManifest(subject, signature.artifactType, layers, signature.annotations);
+  return store.pushManifest(bytes, MEDIA_TYPE_OCI_MANIFEST, { signal });
+}
+
+/**
+ * `Client.sign` with cosign's exact referrer layout: resolves `reference` now (never from a cache), fetches
+ * the manifest (verified against its digest), signs it with `signer` and attaches the result with
+ * {@link attachSignature}. Resolves to the referrer manifest's descriptor.
+ *
+ * @public
+ */
+export async function signReference(
+  client: Client,
+  reference: string,
+  signer: Signer,
+  options: { signal?: AbortSignal | undefined } = {},
+): Promise<Descriptor> {
+  const { signal } = options;
+  const ref = parseReference(reference);
+  const target = ref.digest ?? ref.tag;
+  if (target === undefined) throw new BlobError("ERR_INVALID_ARGUMENT", "reference needs a tag or a digest");
+  const store = await client.store(ref);
+  const resolved = await store.resolve(target, { signal });
+  const fetched = await store.fetchManifest(resolved.digest, { signal });
+  const subject: Descriptor = {
+    mediaType: fetched.descriptor.mediaType,
+    digest: fetched.descriptor.digest,
+    size: fetched.bytes.length,
+  };
+  const signature = await signer.sign(
+    {
+      descriptor: subject,
+      bytes: fetched.bytes,
+      reference: formatReference({ ...ref, digest: subject.digest }),
+    },
+    { signal },
+  );
+  return attachSignature(store, subject, signature, { signal });
+}
