@@ -31,10 +31,12 @@ export {
   type ReferrerFailure,
   type SigstorePolicyOptions,
   type SlsaPolicyOptions,
+  type StatementAttestation,
   sigstorePolicy,
   slsaPolicy,
   type TrustOptions,
   type VerifiedBundle,
   type VerifiedSigner,
+  verifiedStatements,
   verifyAttestations,
 } from "./verify.ts";

@@ -720,3 +720,44 @@ export function slsaPolicy(options: SlsaPolicyOptions): Policy {
     },
   };
 }
+
+/** A verified attestation as policies that consume statements (e.g. `@blobkit/policy-opa`) take it. @public */
+export interface StatementAttestation {
+  /** The statement's predicate type. */
+  predicateType: string;
+  /** The verified in-toto statement. */
+  statement: InTotoStatement;
+  /** Who signed it. */
+  signer: { subject?: string | undefined; issuer?: string | undefined; keyId?: string | undefined };
+}
+
+/**
+ * An attestation provider for statement-consuming policies: verifies the manifest's attestation referrers
+ * (signature, identity, subject = the manifest digest) and returns only those that verified, shaped as
+ * `{ predicateType, statement, signer }` — plug it into `opaPolicy({ attestations })`.
+ *
+ * @public
+ */
+export function verifiedStatements(
+  options: AttestationOptions,
+): (context: PolicyContext) => Promise<StatementAttestation[]> {
+  const verify = attestationVerifier(options);
+  return async (context) => {
+    const { attestations } = await verify(context);
+    return attestations.flatMap((bundle) =>
+      bundle.statement === undefined
+        ? []
+        : [
+            {
+              predicateType: bundle.statement.predicateType,
+              statement: bundle.statement,
+              signer: {
+                subject: bundle.signer.subjectAlternativeName,
+                issuer: bundle.signer.issuer,
+                keyId: bundle.signer.keyId,
+              },
+            },
+          ],
+    );
+  };
+}

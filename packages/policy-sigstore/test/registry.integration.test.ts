@@ -23,6 +23,7 @@ import {
   sigstorePolicy,
   slsaPolicy,
   type TrustOptions,
+  verifiedStatements,
   verifyAttestations,
 } from "../src/index.ts";
 import { editBundle, ISSUER, makeTree, OTHER_ISSUER, pemKeys, SAN, subjectOf } from "./fixtures.ts";
@@ -416,6 +417,20 @@ describe("attestations", () => {
       expect(result.attestations[0]?.statement?.predicate).toEqual(provenance);
       expect(result.attestations[0]?.signer).toEqual({ issuer: ISSUER, subjectAlternativeName: SAN });
       expect(result.failures).toHaveLength(4);
+      // The provider for statement-consuming policies (policy-opa) hands out only the verified, bound one.
+      const statements = await verifiedStatements(trust())({
+        reference: ref,
+        descriptor: pulled.descriptor,
+        manifest: pulled.manifest,
+        store,
+      });
+      expect(statements).toEqual([
+        {
+          predicateType: "https://slsa.dev/provenance/v1",
+          statement: expect.objectContaining({ predicate: provenance }),
+          signer: { subject: SAN, issuer: ISSUER, keyId: undefined },
+        },
+      ]);
       // Source repository is an exact match, not a prefix; branch globs do not cross `/`.
       expect(await outcome(ref, slsa({ sourceRepository: "https://github.com/acme/ap" }))).toMatch(
         /source repository "https:\/\/github.com\/acme\/app" is not "https:\/\/github.com\/acme\/ap"/,
