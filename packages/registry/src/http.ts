@@ -124,20 +124,33 @@ export async function readBody(
   }
   const chunks: Buffer[] = [];
   let length = 0;
-  for await (const chunk of response.body as AsyncIterable<Buffer>) {
-    length += chunk.length;
-    if (length > maxBytes) {
-      response.body.destroy();
-      throw new BlobError("ERR_LIMIT_EXCEEDED", `${subject} is more than the ${maxBytes} bytes allowed`, {
-        reason: "too-large",
-        subject,
-      });
+  try {
+    for await (const chunk of response.body as AsyncIterable<Buffer>) {
+      length += chunk.length;
+      if (length > maxBytes) {
+        response.body.destroy();
+        throw new BlobError("ERR_LIMIT_EXCEEDED", `${subject} is more than the ${maxBytes} bytes allowed`, {
+          reason: "too-large",
+          subject,
+        });
+      }
+      chunks.push(chunk);
     }
-    chunks.push(chunk);
+  } catch (error) {
+    if (isBlobError(error)) throw error;
+    // A connection reset, a stall past the body timeout or a body shorter than its Content-Length.
+    throw new BlobError(
+      "ERR_NETWORK",
+      `${subject}: the response body broke off: ${(error as Error).message}`,
+      {
+        cause: error,
+        reason: "body",
+        subject,
+      },
+    );
   }
-  return chunks.length === 1
-    ? new Uint8Array(chunks[0] as Buffer)
-    : new Uint8Array(Buffer.concat(chunks, length));
+  const whole = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length);
+  return new Uint8Array(whole.buffer, whole.byteOffset, whole.byteLength);
 }
 
 function isIdempotent(method: string): boolean {

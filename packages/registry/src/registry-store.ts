@@ -279,6 +279,24 @@ export class RegistryStore implements OciStore {
   async fetchManifest(reference: string, options: FetchOptions = {}): Promise<FetchedManifest> {
     this.#check(options.signal);
     const target = checkTarget(reference);
+    return this.#retryBody(() => this.#fetchManifest(target, options));
+  }
+
+  /**
+   * Runs a whole GET again when its body broke off (the request engine retries only up to the headers), a
+   * few times, so a reset in the middle of a manifest or index is not the caller's problem.
+   */
+  async #retryBody<T>(fetch: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fetch();
+      } catch (error) {
+        if (attempt >= 2 || !isBlobError(error, "ERR_NETWORK") || error.reason !== "body") throw error;
+      }
+    }
+  }
+
+  async #fetchManifest(target: string, options: FetchOptions): Promise<FetchedManifest> {
     const subject = `${this.name}:${target}`;
     const response = await this.#http.send({
       method: "GET",
@@ -455,6 +473,10 @@ export class RegistryStore implements OciStore {
   async fetchBlob(descriptor: Descriptor, options: FetchOptions = {}): Promise<Uint8Array> {
     this.#check(options.signal);
     checkDescriptor(descriptor);
+    return this.#retryBody(() => this.#fetchBlob(descriptor, options));
+  }
+
+  async #fetchBlob(descriptor: Descriptor, options: FetchOptions): Promise<Uint8Array> {
     const subject = `${this.name}@${descriptor.digest}`;
     if (options.maxBytes !== undefined && descriptor.size > options.maxBytes) {
       throw new BlobError(

@@ -181,3 +181,43 @@ describe("a registry that sends 429 bursts and has no referrers API", () => {
     }
   });
 });
+
+describe("a registry whose responses break off mid-body", () => {
+  it("fetches the manifest and the index again after a reset, and gives up with ERR_NETWORK when it persists", async () => {
+    const pusher = new Client({ credentials: anonymousCredentials });
+    const ref = `${anonymous.host}/wild/truncated:v1`;
+    const pushed = await pusher.push(ref, await tree());
+    await pusher.close();
+    const once = await startWildProxy(anonymous.origin, {
+      truncate: 2,
+      truncatePath: /\/(manifests\/v1|blobs\/)/,
+    });
+    const client = new Client({ credentials: anonymousCredentials });
+    try {
+      const archive = await client.pull(`${once.host}/wild/truncated:v1`);
+      try {
+        expect(await archive.readFile("a/config.json", { encoding: "utf8" })).toBe('{"ok":true}');
+      } finally {
+        await archive.close();
+      }
+      expect(once.truncated()).toBe(2);
+    } finally {
+      await client.close();
+      await once.stop();
+    }
+    const always = await startWildProxy(anonymous.origin, {
+      truncate: 1000,
+      truncatePath: new RegExp(`/blobs/${pushed.index.digest}$`),
+    });
+    const failing = new Client({ credentials: anonymousCredentials });
+    try {
+      const error = await failing.pull(`${always.host}/wild/truncated:v1`).catch((e: unknown) => e);
+      expect(isBlobError(error, "ERR_NETWORK")).toBe(true);
+      expect((error as { reason?: string }).reason).toBe("body");
+      expect(always.truncated()).toBe(3);
+    } finally {
+      await failing.close();
+      await always.stop();
+    }
+  });
+});

@@ -4,7 +4,8 @@
 import { anonymousCredentials, Client } from "@blobkit/registry";
 
 const [reference, dir] = process.argv.slice(2);
-if (reference === undefined || dir === undefined) throw new Error("usage: bench-push-rss.ts <reference> <dir>");
+if (reference === undefined || dir === undefined)
+  throw new Error("usage: bench-push-rss.ts <reference> <dir>");
 const client = new Client({ credentials: anonymousCredentials });
 const start = performance.now();
 await client.push(reference, dir);

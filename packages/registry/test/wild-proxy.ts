@@ -15,6 +15,9 @@ export interface WildProxyOptions {
   burst429?: number;
   /** Requests let through before the 429 burst starts. */
   burstAfter?: number;
+  /** Cut the body of this many GETs whose path matches `truncatePath` halfway (connection reset). */
+  truncate?: number;
+  truncatePath?: RegExp;
 }
 
 /** One request the proxy or the second origin saw. */
@@ -37,6 +40,8 @@ export interface WildProxy {
   seenByMirror: SeenRequest[];
   /** 429s sent so far. */
   throttled(): number;
+  /** Bodies cut so far. */
+  truncated(): number;
   stop(): Promise<void>;
 }
 
@@ -61,6 +66,7 @@ async function forward(
   res: ServerResponse,
   headers: Record<string, string>,
   seen: SeenRequest,
+  cutAt?: (length: number) => number | undefined,
 ): Promise<void> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -80,9 +86,20 @@ async function forward(
     out[name] = value;
   }
   res.writeHead(response.statusCode, out);
+  const length = Number(response.headers["content-length"] ?? Number.NaN);
+  const cut = Number.isFinite(length) ? cutAt?.(length) : undefined;
   for await (const chunk of response.body) {
-    seen.bytes += (chunk as Buffer).length;
-    res.write(chunk);
+    let piece = chunk as Buffer;
+    if (cut !== undefined && seen.bytes + piece.length > cut) piece = piece.subarray(0, cut - seen.bytes);
+    seen.bytes += piece.length;
+    res.write(piece);
+    if (cut !== undefined && seen.bytes >= cut) {
+      // Let the half body reach the client, then reset the connection.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      res.destroy();
+      await response.body.dump().catch(() => {});
+      return;
+    }
   }
   res.end();
 }
@@ -112,6 +129,7 @@ export async function startWildProxy(
   const seen: SeenRequest[] = [];
   const seenByMirror: SeenRequest[] = [];
   let throttled = 0;
+  let truncated = 0;
   let count = 0;
   const mirror = createServer((req, res) => {
     const entry = record(req);
@@ -142,7 +160,13 @@ export async function startWildProxy(
       return;
     }
     const drop = isBlobGet && options.ignoreRange === true ? ["range", "if-range"] : [];
-    forward(upstream, req, res, requestHeaders(req, drop), entry).catch(() => res.destroy());
+    const cutAt = (length: number): number | undefined => {
+      if (req.method !== "GET" || !(options.truncatePath?.test(req.url ?? "") ?? false)) return undefined;
+      if (truncated >= (options.truncate ?? 0) || length < 2) return undefined;
+      truncated++;
+      return Math.floor(length / 2);
+    };
+    forward(upstream, req, res, requestHeaders(req, drop), entry, cutAt).catch(() => res.destroy());
   });
   const port = await listen(proxy);
   const close = (server: Server): Promise<void> =>
@@ -155,6 +179,7 @@ export async function startWildProxy(
     seen,
     seenByMirror,
     throttled: () => throttled,
+    truncated: () => truncated,
     stop: async () => {
       await close(proxy);
       await close(mirror);
