@@ -1,0 +1,68 @@
+import type { Archive } from "@blobkit/core";
+import type { Policy } from "@blobkit/registry";
+import type { Context } from "../context.ts";
+import { usageError } from "../exit-codes.ts";
+import type { OptionSpec, Opts } from "../spec.ts";
+
+/** `--skip-cache`, shared by every read command. */
+export const SKIP_CACHE: OptionSpec = {
+  flags: "--skip-cache",
+  description: "ignore cached tag resolutions, manifests and indexes (fresh answers are still cached)",
+};
+
+/** Policy options of `pull` and `verify` (the Go CLI's). */
+export const POLICY_OPTIONS: readonly OptionSpec[] = [
+  {
+    flags: "--policy <file>",
+    parser: "repeatable",
+    description:
+      "policy YAML (signature.keyless / signature.key / provenance.slsa); repeatable, all must pass",
+  },
+  { flags: "--policy-rego <file>", parser: "repeatable", description: "Rego policy file (OPA); repeatable" },
+  { flags: "--no-default-policy", description: "ignore the config file's `policies` rules" },
+];
+
+/** An opened archive with the manifest digest it was pinned to. */
+export interface OpenedArchive {
+  archive: Archive;
+  /** Canonical reference including the digest. */
+  reference: string;
+  digest: string;
+}
+
+/**
+ * Resolves `input` once (tag → digest, policies enforced) and opens the archive pinned to that digest, so
+ * everything a command prints and reads belongs to one manifest. Closed at the end of the run.
+ */
+export async function openArchive(
+  ctx: Context,
+  input: string,
+  options: { skipCache?: boolean; policies?: readonly Policy[] } = {},
+): Promise<OpenedArchive> {
+  const client = await ctx.client({ policies: options.policies ?? [] });
+  const reference = ctx.ref(input);
+  const read = { signal: ctx.signal, skipCache: options.skipCache === true };
+  const fetched = await client.fetch(reference, read);
+  ctx.log(`resolved ${input} → ${fetched.descriptor.digest}`);
+  const archive = await client.pull(fetched.reference, read);
+  ctx.defer(() => archive.close());
+  return { archive, reference: fetched.reference, digest: fetched.descriptor.digest };
+}
+
+/** A string positional argument. */
+export function arg(args: Record<string, unknown>, name: string): string {
+  const value = args[name];
+  if (typeof value !== "string") throw usageError(`missing argument <${name}>`);
+  return value;
+}
+
+/** A string[] option (repeatable). */
+export function list(opts: Opts, name: string): string[] {
+  const value = opts[name];
+  return Array.isArray(value) ? (value as string[]) : [];
+}
+
+/** The archive path a user typed (`/etc/x`, `etc/x`, `.`, `/`) → core's form (`""` = root). */
+export function archivePath(path: string | undefined): string {
+  return path === undefined ? "." : path;
+}
