@@ -14,7 +14,7 @@ export const DEFAULT_REF_TTL_MS = 60_000;
 
 /** A rule of `policies:` in the config file (evaluated by `policies.ts`). @public */
 export interface PolicyRule {
-  /** Unanchored regular expression matched against the alias-resolved reference. */
+  /** Regular expression that must match the whole alias-resolved reference (anchored). */
   match: string;
   /** The policy (see the policy YAML in the README). */
   policy: unknown;

@@ -39,8 +39,8 @@ cache:
   refTtl: 60s           # how long tag → digest resolutions are cached (0 = never)
 aliases:                # name[:tag|@digest] → reference, for every command (push included)
   site: ghcr.io/acme/site
-policies:               # every rule whose regex matches the reference applies (AND) — policies not available yet
-  - match: ^ghcr\\.io/acme/
+policies:               # every rule whose regex matches the whole reference applies (AND)
+  - match: ghcr\\.io/acme/.*
     policy:
       signature:
         keyless:

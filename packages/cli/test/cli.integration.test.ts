@@ -273,13 +273,29 @@ describe("exit codes", () => {
     expect(await readdir(join(work, "evil-out")).catch(() => [])).toEqual([]);
   });
 
-  it("1: sign and verify are not available yet", async () => {
-    const sign = await blob(["sign", `${registry.host}/cli/site:v1`], { env });
-    expect(sign.code).toBe(1);
-    expect(sign.stderr).toMatch(/not available yet/);
-    expect(
-      expectJsonError(await blob(["verify", "--json", "oci:x", "--policy", "p.yaml"], { env }), 1).code,
-    ).toBe("ERR_NOT_AVAILABLE");
+  it("1: a signing service that cannot be reached; 6: keyless signing without any OIDC token", async () => {
+    const token = `${Buffer.from('{"alg":"none"}').toString("base64url")}.${Buffer.from(
+      JSON.stringify({ iss: "https://issuer.example", sub: "https://example.com/me", aud: "sigstore" }),
+    ).toString("base64url")}.`;
+    const dir = join(work, "sign-src");
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, "a.txt"), "a");
+    expect((await blob(["push", `${registry.host}/cli/to-sign:v1`, dir], { env })).code).toBe(0);
+    const unreachable = await blob(
+      [
+        "sign",
+        `${registry.host}/cli/to-sign:v1`,
+        "--fulcio-url",
+        "http://127.0.0.1:1",
+        "--rekor-url",
+        "http://127.0.0.1:1",
+      ],
+      { env: { ...env, SIGSTORE_ID_TOKEN: token } },
+    );
+    expect(unreachable.code, unreachable.stderr).toBe(1);
+    expect(unreachable.stderr).not.toContain(token);
+    const noToken = await blob(["sign", `${registry.host}/cli/to-sign:v1`], { env });
+    expect(noToken.code, noToken.stderr).toBe(6);
   });
 
   it("130: Ctrl-C aborts a hanging request, removes the push spool and exits 130", async () => {

@@ -231,24 +231,42 @@ describe("policies (plumbing; evaluation pending @blobkit/policy-sigstore / poli
     ).toThrow(/exclusive/);
     expect(() => parsePolicySpec({ nonsense: 1 }, "p")).toThrow(/unknown key/);
   });
-  it("matches config rules by unanchored regex; none configured → no policies; some → not available yet (exit 1)", async () => {
+  it("matches config rules by anchored regex; none configured → no policies; a match → its policy", async () => {
     const rules = [
-      { match: "acme/", policy: { signature: { keyless: { issuer: "https://i", identity: "me" } } } },
+      {
+        match: "ghcr\\.io/acme/.*",
+        policy: { signature: { keyless: { issuer: "https://i", identity: "me" } } },
+      },
     ];
     expect(matchingRules(rules, "ghcr.io/acme/site:v1")).toHaveLength(1);
     expect(matchingRules(rules, "ghcr.io/other/site:v1")).toHaveLength(0);
+    // Anchored: a reference that merely contains the pattern does not match.
+    expect(matchingRules(rules, "evil.example/ghcr.io/acme/site:v1")).toHaveLength(0);
     expect(
       await buildPolicies("ghcr.io/other/x:1", rules, { files: [], rego: [], noDefault: false }, "/"),
     ).toEqual([]);
-    await expect(
-      buildPolicies("ghcr.io/acme/x:1", rules, { files: [], rego: [], noDefault: false }, "/"),
-    ).rejects.toMatchObject({
-      exitCode: 1,
-      code: "ERR_NOT_AVAILABLE",
-    });
+    const policies = await buildPolicies(
+      "ghcr.io/acme/x:1",
+      rules,
+      { files: [], rego: [], noDefault: false },
+      "/",
+    );
+    expect(policies.map((p) => p.name)).toEqual(["signature (ghcr\\.io/acme/.*)"]);
     expect(
       await buildPolicies("ghcr.io/acme/x:1", rules, { files: [], rego: [], noDefault: true }, "/"),
     ).toEqual([]);
+    // provenance without a signer to trust is refused; Rego source must be compiled first.
+    await expect(
+      buildPolicies(
+        "ghcr.io/acme/x:1",
+        [{ match: ".*", policy: { provenance: { slsa: { repository: "https://github.com/acme/x" } } } }],
+        { files: [], rego: [], noDefault: false },
+        "/",
+      ),
+    ).rejects.toMatchObject({ exitCode: 2 });
+    await expect(
+      buildPolicies("ghcr.io/acme/x:1", [], { files: [], rego: ["policy.rego"], noDefault: false }, "/"),
+    ).rejects.toMatchObject({ exitCode: 2, message: expect.stringMatching(/opa build -t wasm/) });
   });
 });
 
@@ -307,11 +325,11 @@ describe("errors and usage", () => {
     expect(env.code).toBe(3);
     expect(JSON.parse(env.stderr).error.code).toBe("ERR_NOT_FOUND");
   });
-  it("sign and verify fail with 'not available yet' (exit 1)", async () => {
-    const sign = await runCaptured(["sign", "oci:./x:v1", "--key", "k.pem"]);
-    expect(sign.code).toBe(1);
-    expect(sign.stderr).toMatch(/not available yet/);
-    expect((await runCaptured(["verify", "oci:./x:v1"])).code).toBe(1);
+  it("sign with a missing key file exits 3; verify of a missing layout exits 3", async () => {
+    const sign = await runCaptured(["sign", "oci:./x:v1", "--key", "no-such-key.pem"]);
+    expect(sign.code).toBe(3);
+    expect(sign.stderr).toMatch(/cannot read key/);
+    expect((await runCaptured(["verify", "oci:./no-such-layout:v1"])).code).toBe(3);
   });
   it("unknown config keys warn on stderr; -q silences warnings", async () => {
     const dir = await mkdtemp(join(tmpdir(), "blobkit-cli-warn-"));

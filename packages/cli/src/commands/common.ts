@@ -1,7 +1,9 @@
+import { dirname } from "node:path";
 import type { Archive } from "@blobkit/core";
 import type { Policy } from "@blobkit/registry";
 import type { Context } from "../context.ts";
 import { usageError } from "../exit-codes.ts";
+import { buildPolicies } from "../policies.ts";
 import type { OptionSpec, Opts } from "../spec.ts";
 
 /** `--skip-cache`, shared by every read command. */
@@ -39,8 +41,17 @@ export async function openArchive(
   input: string,
   options: { skipCache?: boolean; policies?: readonly Policy[] } = {},
 ): Promise<OpenedArchive> {
-  const client = await ctx.client({ policies: options.policies ?? [] });
   const reference = ctx.ref(input);
+  // Reads that name no policy of their own still obey the config file's rules for this reference.
+  const policies =
+    options.policies ??
+    (await buildPolicies(
+      reference,
+      ctx.config.policies,
+      { files: [], rego: [], noDefault: false, configDir: dirname(ctx.loaded.path) },
+      ctx.io.cwd,
+    ));
+  const client = await ctx.client({ policies });
   const read = { signal: ctx.signal, skipCache: options.skipCache === true };
   const fetched = await client.fetch(reference, read);
   ctx.log(`resolved ${input} → ${fetched.descriptor.digest}`);

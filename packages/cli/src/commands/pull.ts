@@ -1,5 +1,5 @@
 import { readdir, stat } from "node:fs/promises";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { CliError, EXIT } from "../exit-codes.ts";
 import { humanBytes } from "../format.ts";
 import { integer, object, string } from "../json-schema.ts";
@@ -74,6 +74,7 @@ export const pull: CommandSpec = {
         files: list(opts, "policy"),
         rego: list(opts, "policyRego"),
         noDefault: opts.defaultPolicy === false,
+        configDir: dirname(ctx.loaded.path),
       },
       ctx.io.cwd,
     );

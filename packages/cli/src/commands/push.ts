@@ -1,10 +1,11 @@
 import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
-import { CliError, EXIT, notAvailable, usageError } from "../exit-codes.ts";
+import { CliError, EXIT, usageError } from "../exit-codes.ts";
 import { humanBytes } from "../format.ts";
 import { array, boolean, integer, object, string } from "../json-schema.ts";
 import type { CommandSpec } from "../spec.ts";
 import { arg, list } from "./common.ts";
+import { SIGNING_OPTIONS, signerFromOptions } from "./sign.ts";
 
 export const push: CommandSpec = {
   name: "push",
@@ -38,7 +39,8 @@ export const push: CommandSpec = {
       description:
         "reproducible archive: mtimes from SOURCE_DATE_EPOCH (else 0), uid/gid 0, fixed created time",
     },
-    { flags: "--sign", description: "sign the manifest after pushing (not available yet)" },
+    { flags: "--sign", description: "sign the manifest after pushing (keyless, or --key; see `blob sign`)" },
+    ...SIGNING_OPTIONS,
   ],
   examples: [
     {
@@ -66,7 +68,8 @@ export const push: CommandSpec = {
     signed: boolean(),
   }),
   async action(ctx, args, opts) {
-    if (opts.sign === true) throw notAvailable("push --sign (signing)");
+    // The signer is set up first: a missing key or token fails before anything is uploaded.
+    const signer = opts.sign === true ? await signerFromOptions(ctx, opts) : undefined;
     const input = arg(args, "ref");
     const dir = resolve(ctx.io.cwd, arg(args, "dir"));
     const info = await stat(dir).catch(() => undefined);
@@ -112,6 +115,11 @@ export const push: CommandSpec = {
       },
     });
     progress.stop();
+    let signatureDigest: string | undefined;
+    if (signer !== undefined) {
+      // The digest just pushed, never a cached tag resolution (Go §10 item 6).
+      signatureDigest = (await client.sign(result.reference, signer, { signal: ctx.signal })).digest;
+    }
     const document = {
       reference: result.reference,
       digest: result.descriptor.digest,
@@ -120,12 +128,12 @@ export const push: CommandSpec = {
       totalSize,
       dataSize: result.data.size,
       indexSize: result.index.size,
-      signed: false,
+      signed: signatureDigest !== undefined,
     };
     await ctx.result(
       document,
       () =>
-        `Pushed ${result.reference}\n  ${result.fileCount} files, ${humanBytes(totalSize)} (${humanBytes(result.data.size)} stored), tags: ${result.tags.join(", ")}`,
+        `Pushed ${result.reference}\n  ${result.fileCount} files, ${humanBytes(totalSize)} (${humanBytes(result.data.size)} stored), tags: ${result.tags.join(", ")}${signatureDigest === undefined ? "" : `\n  signed: ${signatureDigest}`}`,
     );
   },
 };
