@@ -96,6 +96,12 @@ export interface FetchResult {
   manifest: ArchiveManifest;
 }
 
+/** What {@link Client.open} returns: the lazy archive and the manifest it was opened from. @public */
+export interface OpenResult extends FetchResult {
+  /** The lazy archive; close it when done. */
+  archive: Archive;
+}
+
 /** What {@link Client.inspect} reports. @public */
 export interface InspectResult extends FetchResult {
   /** The decoded, validated index. */
@@ -489,17 +495,25 @@ export class Client {
    * read a range request verified against the file's SHA-256. Close the archive when done.
    */
   async pull(reference: string, options: ReadOperationOptions = {}): Promise<Archive> {
+    return (await this.open(reference, options)).archive;
+  }
+
+  /**
+   * {@link Client.pull} that also says which manifest it opened: the lazy archive plus the fetch result
+   * (canonical reference with the digest, descriptor, manifest), from one resolution and one policy check.
+   */
+  async open(reference: string, options: ReadOperationOptions = {}): Promise<OpenResult> {
     const ref = this.#parse(reference);
     const store = await this.store(ref);
-    const { manifest, index: loadIndex } = await this.#fetch(ref, store, options);
+    const { index: loadIndex, ...fetched } = await this.#fetch(ref, store, options);
     const index = await loadIndex();
-    let source = await store.openBlob(manifest.data, { signal: options.signal });
+    let source = await store.openBlob(fetched.manifest.data, { signal: options.signal });
     const cache = this.#options.cache;
     const block = this.#options.blockCache;
     if (cache !== undefined && block !== undefined && block !== false) {
       source = withBlockCache(source, cache, block === true ? {} : block);
     }
-    return Archive.open({
+    const archive = await Archive.open({
       index,
       source,
       cache,
@@ -508,6 +522,7 @@ export class Client {
       signal: options.signal,
       onCacheError: this.#options.onCacheError,
     });
+    return { ...fetched, archive };
   }
 
   /** Manifest, index summary and referrers of an archive, without reading any file. */

@@ -354,7 +354,10 @@ export class OciLayoutStore implements OciStore, AsyncDisposable {
       if ((error as NodeJS.ErrnoException).code !== "ENOENT")
         throw ioError(error, root, "cannot open the layout");
       if (!create)
-        throw new BlobError("ERR_NOT_FOUND", "no image layout here", { subject: root, cause: error });
+        throw new BlobError("ERR_NOT_FOUND", `no OCI image layout at ${root}`, {
+          subject: root,
+          cause: error,
+        });
       await fsp.mkdir(root, { recursive: true }).catch((e: unknown) => {
         throw ioError(e, root, "cannot create the layout directory");
       });

@@ -53,11 +53,10 @@ export async function openArchive(
     ));
   const client = await ctx.client({ policies });
   const read = { signal: ctx.signal, skipCache: options.skipCache === true };
-  const fetched = await client.fetch(reference, read);
-  ctx.log(`resolved ${input} → ${fetched.descriptor.digest}`);
-  const archive = await client.pull(fetched.reference, read);
-  ctx.defer(() => archive.close());
-  return { archive, reference: fetched.reference, digest: fetched.descriptor.digest };
+  const opened = await client.open(reference, read);
+  ctx.defer(() => opened.archive.close());
+  ctx.log(`resolved ${input} → ${opened.descriptor.digest}`);
+  return { archive: opened.archive, reference: opened.reference, digest: opened.descriptor.digest };
 }
 
 /** A string positional argument. */
