@@ -3,7 +3,7 @@
  * {@link Cache} under `cacheKeys.block(source.id, blockSize, index)`.
  */
 import { type Cache, cacheKeys } from "./cache.ts";
-import { BlobError, throwIfAborted } from "./errors.ts";
+import { BlobError, raceAbort, throwIfAborted } from "./errors.ts";
 import type { ByteSource, ReadOptions } from "./source.ts";
 import { assertReadArguments, outOfRangeError } from "./sources.ts";
 
@@ -28,26 +28,6 @@ function positiveInteger(value: number | undefined, fallback: number, name: stri
     throw new BlobError("ERR_INVALID_ARGUMENT", `${name} must be a positive integer, got ${String(value)}`);
   }
   return value;
-}
-
-/** Races `promise` against `signal`: the caller gives up, the shared work carries on for the others. */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 class BlockCachedSource implements ByteSource {

@@ -102,3 +102,35 @@ export function isBlobError(error: unknown, code?: BlobErrorCode): error is Blob
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw signal.reason;
 }
+
+/**
+ * `promise`, or a rejection with `signal.reason` as soon as `signal` aborts — whichever comes first. The
+ * work behind `promise` carries on (it may be shared with other callers); a later rejection of it is then
+ * handled, never unhandled. Without a signal, `promise` itself.
+ *
+ * @public
+ */
+export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) {
+    promise.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      promise.catch(() => {});
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}

@@ -1,7 +1,14 @@
 import { createHash } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import type { ByteSource, ReadOptions } from "@blobkit/core";
-import { assertReadArguments, BlobError, isBlobError, outOfRangeError, throwIfAborted } from "@blobkit/core";
+import {
+  assertReadArguments,
+  BlobError,
+  isBlobError,
+  outOfRangeError,
+  raceAbort,
+  throwIfAborted,
+} from "@blobkit/core";
 import { Agent, type Dispatcher } from "undici";
 
 /** Default number of retries after the first attempt of a request. @public */
@@ -573,7 +580,7 @@ export class HttpSource implements ByteSource {
         },
       );
     }
-    const size = await raceSignal(this.#sizePromise, signal);
+    const size = await raceAbort(this.#sizePromise, signal);
     throwIfAborted(signal);
     this.#checkOpen();
     return size;
@@ -1430,23 +1437,5 @@ export class HttpSource implements ByteSource {
     });
     this.#learnSize(total);
     return total;
-  }
-}
-
-/** Resolves like `promise`, or rejects with `signal.reason` as soon as `signal` aborts. */
-async function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return await promise;
-  signal.throwIfAborted();
-  let onAbort: (() => void) | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        onAbort = () => reject(signal.reason);
-        signal.addEventListener("abort", onAbort, { once: true });
-      }),
-    ]);
-  } finally {
-    if (onAbort !== undefined) signal.removeEventListener("abort", onAbort);
   }
 }

@@ -1,23 +1,11 @@
 import {
-  BlobError,
   type Descriptor,
   EMPTY_CONFIG_DIGEST,
   EMPTY_CONFIG_SIZE,
   MEDIA_TYPE_EMPTY,
   MEDIA_TYPE_OCI_MANIFEST,
-  sha256Digest,
-  throwIfAborted,
 } from "@blobkit/core";
-import {
-  type Client,
-  formatReference,
-  type OciStore,
-  parseReference,
-  type Signature,
-  type Signer,
-} from "@blobkit/registry";
-
-const EMPTY_CONFIG = new TextEncoder().encode("{}");
+import { attachReferrer, type Client, type OciStore, type Signature, type Signer } from "@blobkit/registry";
 
 /** Go's `encoding/json` escapes `<`, `>`, `&`, U+2028 and U+2029 inside strings. */
 function goJSON(value: unknown): string {
@@ -98,27 +86,17 @@ export async function attachSignature(
   signature: Signature,
   options: { signal?: AbortSignal | undefined } = {},
 ): Promise<Descriptor> {
-  const { signal } = options;
-  const layers: Descriptor[] = [];
-  for (const layer of signature.layers) {
-    const descriptor: Descriptor = {
-      mediaType: layer.mediaType,
-      digest: sha256Digest(layer.bytes),
-      size: layer.bytes.length,
-    };
-    await store.pushBlob(descriptor, layer.bytes, { signal });
-    layers.push(
-      layer.annotations === undefined ? descriptor : { ...descriptor, annotations: layer.annotations },
-    );
-  }
-  await store.pushBlob(
-    { mediaType: MEDIA_TYPE_EMPTY, digest: EMPTY_CONFIG_DIGEST, size: EMPTY_CONFIG_SIZE },
-    EMPTY_CONFIG,
-    { signal },
-  );
-  throwIfAborted(signal);
-  const bytes = cosignReferrerManifest(subject, signature.artifactType, layers, signature.annotations);
-  return store.pushManifest(bytes, MEDIA_TYPE_OCI_MANIFEST, { signal });
+  return attachReferrer(store, subject, withCosignLayout(signature), options);
+}
+
+/** `signature` with cosign's referrer layout, unless it already dictates one. */
+function withCosignLayout(signature: Signature): Signature {
+  if (signature.referrerManifest !== undefined) return signature;
+  return {
+    ...signature,
+    referrerManifest: (subject, layers) =>
+      cosignReferrerManifest(subject, signature.artifactType, layers, signature.annotations),
+  };
 }
 
 /**
@@ -134,25 +112,9 @@ export async function signReference(
   signer: Signer,
   options: { signal?: AbortSignal | undefined } = {},
 ): Promise<Descriptor> {
-  const { signal } = options;
-  const ref = parseReference(reference);
-  const target = ref.digest ?? ref.tag;
-  if (target === undefined) throw new BlobError("ERR_INVALID_ARGUMENT", "reference needs a tag or a digest");
-  const store = await client.store(ref);
-  const resolved = await store.resolve(target, { signal });
-  const fetched = await store.fetchManifest(resolved.digest, { signal });
-  const subject: Descriptor = {
-    mediaType: fetched.descriptor.mediaType,
-    digest: fetched.descriptor.digest,
-    size: fetched.bytes.length,
-  };
-  const signature = await signer.sign(
-    {
-      descriptor: subject,
-      bytes: fetched.bytes,
-      reference: formatReference({ ...ref, digest: subject.digest }),
-    },
-    { signal },
+  return client.sign(
+    reference,
+    { sign: async (subject, signOptions) => withCosignLayout(await signer.sign(subject, signOptions)) },
+    options,
   );
-  return attachSignature(store, subject, signature, { signal });
 }

@@ -33,7 +33,7 @@ import {
 import { Agent, type Dispatcher } from "undici";
 import { type CredentialStore, dockerCredentials, RegistryAuth } from "./auth/index.ts";
 import { OciLayoutStore } from "./layout.ts";
-import { enforcePolicies, type Policy, type Signer } from "./policy.ts";
+import { attachReferrer, enforcePolicies, type Policy, type Signer } from "./policy.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
 import { RegistryStore, type RegistryStoreOptions } from "./registry-store.ts";
 import type { BlobContent, OciStore, TransferProgress } from "./store.ts";
@@ -750,48 +750,7 @@ export class Client {
       },
       { signal },
     );
-    const layers: Descriptor[] = [];
-    for (const layer of signature.layers) {
-      const layerDescriptor: Descriptor = {
-        mediaType: layer.mediaType,
-        digest: sha256Digest(layer.bytes),
-        size: layer.bytes.length,
-      };
-      await store.pushBlob(layerDescriptor, layer.bytes, { signal });
-      layers.push(
-        layer.annotations === undefined
-          ? layerDescriptor
-          : { ...layerDescriptor, annotations: layer.annotations },
-      );
-    }
-    await store.pushBlob(emptyConfigDescriptor(), EMPTY_CONFIG, { signal });
-    let bytes: Uint8Array;
-    if (signature.referrerManifest !== undefined) {
-      bytes = signature.referrerManifest(subject, layers);
-      const json = JSON.parse(new TextDecoder().decode(bytes)) as { subject?: { digest?: unknown } };
-      if (json.subject?.digest !== subject.digest) {
-        throw new BlobError(
-          "ERR_INVALID_MANIFEST",
-          "the signer's referrer manifest does not name the signed manifest",
-          {
-            reason: "bad-referrer",
-            subject: subject.digest,
-          },
-        );
-      }
-    } else {
-      const manifest: Record<string, unknown> = {
-        schemaVersion: 2,
-        mediaType: MEDIA_TYPE_OCI_MANIFEST,
-        artifactType: signature.artifactType,
-        config: emptyConfigDescriptor(),
-        layers,
-        subject,
-      };
-      if (signature.annotations !== undefined) manifest.annotations = signature.annotations;
-      bytes = TEXT.encode(JSON.stringify(manifest));
-    }
-    return store.pushManifest(bytes, MEDIA_TYPE_OCI_MANIFEST, { signal });
+    return attachReferrer(store, subject, signature, { signal });
   }
 
   /** Referrers of what `reference` resolves to, optionally only of one artifact type. */

@@ -12,6 +12,7 @@ import {
   isBlobError,
   isSha256Digest,
   MEDIA_TYPE_OCI_MANIFEST,
+  raceAbort,
   sha256Digest,
   throwIfAborted,
 } from "@blobkit/core";
@@ -251,7 +252,7 @@ async function* contentChunks(
       for (;;) {
         throwIfAborted(signal);
         // A stream that stalls must not outlive an abort: the read races the signal.
-        const next = signal === undefined ? await reader.read() : await raceAbort(reader.read(), signal);
+        const next = await raceAbort(reader.read(), signal);
         if (next.done) {
           done = true;
           return;
@@ -1093,25 +1094,6 @@ export class OciLayoutStore implements OciStore, AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
-}
-
-/** `promise`, or a rejection with `signal.reason` as soon as `signal` aborts. */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 function plainDescriptor(entry: IndexEntry): Descriptor {

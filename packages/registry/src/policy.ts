@@ -3,7 +3,13 @@ import {
   type ArchiveManifest,
   BlobError,
   type Descriptor,
+  EMPTY_CONFIG_DIGEST,
+  EMPTY_CONFIG_SIZE,
   isBlobError,
+  MEDIA_TYPE_EMPTY,
+  MEDIA_TYPE_OCI_MANIFEST,
+  sha256Digest,
+  throwIfAborted,
 } from "@blobkit/core";
 import type { OciStore } from "./store.ts";
 
@@ -90,6 +96,72 @@ export interface Signature {
 export interface Signer {
   /** Signs the manifest. */
   sign(subject: SignSubject, options?: { signal?: AbortSignal | undefined }): Promise<Signature>;
+}
+
+const EMPTY_CONFIG = new TextEncoder().encode("{}");
+
+/**
+ * Attaches `signature` to the manifest `subject` in `store`: pushes its layers and the empty `{}` config,
+ * then the referrer manifest by digest — the signer's exact bytes when it provides
+ * {@link Signature.referrerManifest}, else `{schemaVersion, mediaType, artifactType, config, layers, subject,
+ * annotations}`. The store maintains the referrers listing (the `sha256-<hex>` tag schema where the registry
+ * has no referrers API). Resolves to the referrer manifest's descriptor.
+ *
+ * @public
+ */
+export async function attachReferrer(
+  store: OciStore,
+  subject: Descriptor,
+  signature: Signature,
+  options: { signal?: AbortSignal | undefined } = {},
+): Promise<Descriptor> {
+  const { signal } = options;
+  const layers: Descriptor[] = [];
+  for (const layer of signature.layers) {
+    const descriptor: Descriptor = {
+      mediaType: layer.mediaType,
+      digest: sha256Digest(layer.bytes),
+      size: layer.bytes.length,
+    };
+    await store.pushBlob(descriptor, layer.bytes, { signal });
+    layers.push(
+      layer.annotations === undefined ? descriptor : { ...descriptor, annotations: layer.annotations },
+    );
+  }
+  const config: Descriptor = {
+    mediaType: MEDIA_TYPE_EMPTY,
+    digest: EMPTY_CONFIG_DIGEST,
+    size: EMPTY_CONFIG_SIZE,
+  };
+  await store.pushBlob(config, EMPTY_CONFIG, { signal });
+  throwIfAborted(signal);
+  let bytes: Uint8Array;
+  if (signature.referrerManifest !== undefined) {
+    bytes = signature.referrerManifest(subject, layers);
+    const json = JSON.parse(new TextDecoder().decode(bytes)) as { subject?: { digest?: unknown } };
+    if (json.subject?.digest !== subject.digest) {
+      throw new BlobError(
+        "ERR_INVALID_MANIFEST",
+        "the signer's referrer manifest does not name the signed manifest",
+        {
+          reason: "bad-referrer",
+          subject: subject.digest,
+        },
+      );
+    }
+  } else {
+    const manifest: Record<string, unknown> = {
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPE_OCI_MANIFEST,
+      artifactType: signature.artifactType,
+      config,
+      layers,
+      subject,
+    };
+    if (signature.annotations !== undefined) manifest.annotations = signature.annotations;
+    bytes = new TextEncoder().encode(JSON.stringify(manifest));
+  }
+  return store.pushManifest(bytes, MEDIA_TYPE_OCI_MANIFEST, { signal });
 }
 
 /**

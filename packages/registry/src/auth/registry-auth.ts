@@ -1,4 +1,4 @@
-import { BlobError, isBlobError } from "@blobkit/core";
+import { BlobError, isBlobError, raceAbort } from "@blobkit/core";
 import { Agent, type Dispatcher, request } from "undici";
 import { type AuthChallenge, parseWwwAuthenticate } from "./challenge.ts";
 import { anonymousCredentials, type Credential, type CredentialStore, hostKey } from "./credentials.ts";
@@ -272,7 +272,7 @@ export class RegistryAuth {
         if (this.#lookups.get(key) === current) this.#lookups.delete(key);
       });
     }
-    return raceSignal(lookup.promise, signal);
+    return raceAbort(lookup.promise, signal);
   }
 
   async #respondBasic(key: string, options: RespondOptions): Promise<boolean> {
@@ -333,7 +333,7 @@ export class RegistryAuth {
       });
       this.#inflight.set(flightKey, flight);
     }
-    const token = await raceSignal(flight, options.signal);
+    const token = await raceAbort(flight, options.signal);
     return options.sent === undefined ? true : options.sent !== token.header;
   }
 
@@ -634,28 +634,4 @@ function scrub(error: unknown): Error {
   if (typeof code === "string") (copy as Error & { code: string }).code = code;
   if (error.cause instanceof Error) copy.cause = scrub(error.cause);
   return copy;
-}
-
-/** Resolves like `promise`, or rejects with `signal.reason` as soon as `signal` aborts. */
-function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) {
-    // The shared promise may still reject later; nobody else may be listening.
-    promise.catch(() => {});
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
 }
