@@ -45,7 +45,7 @@ export const EXIT_CODE_TABLE: readonly { code: ExitCode; meaning: string; errorC
   { code: 0, meaning: "success", errorCodes: "" },
   {
     code: 1,
-    meaning: "error (network, I/O, limits, unsupported, existing destination, not available yet)",
+    meaning: "error (network, I/O, limits, unsupported, existing destination)",
     errorCodes: "everything not listed below",
   },
   {
@@ -98,11 +98,6 @@ export class CliError extends Error {
 /** A usage error (exit 2). @public */
 export function usageError(message: string): CliError {
   return new CliError(message, EXIT.USAGE, "ERR_USAGE");
-}
-
-/** A feature whose implementation has not landed yet (exit 1). @public */
-export function notAvailable(what: string): CliError {
-  return new CliError(`${what} is not available yet in this build of blob`, EXIT.ERROR, "ERR_NOT_AVAILABLE");
 }
 
 /** True for the rejection of an aborted operation (our SIGINT abort or a DOM AbortError). */

@@ -147,7 +147,7 @@ export const referrerSchema: JsonSchema = object({
 export const errorSchema: JsonSchema = object({
   error: object({
     code: string(
-      "stable code: a BlobError code (ERR_NOT_FOUND…), ERR_USAGE, ERR_INTERRUPTED, ERR_NOT_AVAILABLE…",
+      "stable code: a BlobError code (ERR_NOT_FOUND…), ERR_USAGE, ERR_INTERRUPTED, ERR_POLICY_SPEC…",
     ),
     message: string(),
     exitCode: integer(),

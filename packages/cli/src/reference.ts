@@ -79,7 +79,7 @@ function section(spec: CommandSpec, path: string, out: string[]): void {
     for (const sub of spec.subcommands) section(sub, `${path} ${sub.name}`, out);
     return;
   }
-  out.push(`### ${usage(spec, path)}`, "", `${spec.summary}.`, "");
+  out.push(`### \`${usage(spec, path)}\``, "", `${spec.summary}.`, "");
   if (spec.description !== undefined) out.push(spec.description, "");
   if ((spec.args ?? []).length > 0) {
     out.push("| argument | description |", "| --- | --- |");

@@ -1,0 +1,2 @@
+export declare const API_PACKAGES: readonly string[];
+export declare const GUIDES: readonly string[];
