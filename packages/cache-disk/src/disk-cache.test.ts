@@ -361,6 +361,40 @@ describe("DiskCache streams", () => {
     expect(await cache.get("k")).toEqual(bytes(1024 * 1024, 1));
   });
 
+  it("close() waits for a write under way, which then stores nothing (no entry, no temp file)", async () => {
+    const dir = await tempDir();
+    const cache = await DiskCache.open({ dir });
+    let push: (chunk: Uint8Array | null) => void = () => {};
+    const value = new ReadableStream<Uint8Array>({
+      start(controller) {
+        push = (chunk) => (chunk === null ? controller.close() : controller.enqueue(chunk));
+      },
+    });
+    const writing = cache.setStream("slow", value).catch((e: unknown) => e);
+    push(bytes(1000, 7));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    let closed = false;
+    const closing = cache.close().then(() => {
+      closed = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // The write is still running: close has not returned.
+    expect(closed).toBe(false);
+    push(bytes(500, 8));
+    push(null);
+    await closing;
+    expect(isBlobError(await writing, "ERR_CLOSED")).toBe(true);
+    const files: string[] = [];
+    for (const sub of await readdir(dir)) {
+      const info = await stat(join(dir, sub));
+      if (info.isDirectory()) files.push(...(await readdir(join(dir, sub))));
+      else files.push(sub);
+    }
+    expect(files).toEqual([]);
+    const reopened = await openCache({ dir });
+    expect(await reopened.get("slow")).toBeUndefined();
+  });
+
   it("getStream()/setStream() after close() reject with ERR_CLOSED", async () => {
     const cache = await openCache({ dir: await tempDir() });
     await cache.close();

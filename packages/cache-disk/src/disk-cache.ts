@@ -175,6 +175,8 @@ export class DiskCache implements Cache {
   #pruning: Promise<void> | undefined;
   /** Recency updates still in flight; scans and `close()` wait for them. */
   readonly #touches = new Set<Promise<void>>();
+  /** Writes, deletes and prunes in flight (see {@link DiskCache.close}). */
+  readonly #writes = new Set<Promise<void>>();
 
   /** Opens (creating if needed) a cache on `options.dir`; see {@link DiskCacheOptions}. */
   constructor(options: DiskCacheOptions) {
@@ -292,7 +294,11 @@ export class DiskCache implements Cache {
   }
 
   /** Stores `value` under `key` atomically, replacing any previous value and TTL. */
-  async set(key: string, value: Uint8Array, options: CacheSetOptions = {}): Promise<void> {
+  set(key: string, value: Uint8Array, options: CacheSetOptions = {}): Promise<void> {
+    return this.#track(this.#set(key, value, options));
+  }
+
+  async #set(key: string, value: Uint8Array, options: CacheSetOptions): Promise<void> {
     const path = await this.#enter(key, options.signal);
     if (!(value instanceof Uint8Array)) {
       throw new BlobError("ERR_INVALID_ARGUMENT", "cache values must be Uint8Arrays", { subject: key });
@@ -315,11 +321,11 @@ export class DiskCache implements Cache {
    * becomes visible under `key` only once the stream has completed. A stream that errors rejects with its
    * error and stores nothing; a value growing beyond `maxBytes` is not stored (the stream is cancelled).
    */
-  async setStream(
-    key: string,
-    value: ReadableStream<Uint8Array>,
-    options: CacheSetOptions = {},
-  ): Promise<void> {
+  setStream(key: string, value: ReadableStream<Uint8Array>, options: CacheSetOptions = {}): Promise<void> {
+    return this.#track(this.#setStream(key, value, options));
+  }
+
+  async #setStream(key: string, value: ReadableStream<Uint8Array>, options: CacheSetOptions): Promise<void> {
     const path = await this.#enter(key, options.signal);
     if (value === null || typeof value !== "object" || typeof value.getReader !== "function") {
       throw new BlobError("ERR_INVALID_ARGUMENT", "setStream needs a ReadableStream", { subject: key });
@@ -451,9 +457,13 @@ export class DiskCache implements Cache {
   }
 
   /** Removes `key`; no error when it is absent. */
-  async delete(key: string, options: CacheOptions = {}): Promise<void> {
-    const path = await this.#enter(key, options.signal);
-    await this.#remove(key, path, "delete");
+  delete(key: string, options: CacheOptions = {}): Promise<void> {
+    return this.#track(
+      (async () => {
+        const path = await this.#enter(key, options.signal);
+        await this.#remove(key, path, "delete");
+      })(),
+    );
   }
 
   /** Whether a live entry exists under `key` (checks its header and length, not its hash; not a use for LRU). */
@@ -503,7 +513,11 @@ export class DiskCache implements Cache {
    * Rescans `dir` and deletes least-recently-used entries (oldest mtime first) until at most `targetBytes`
    * remain; resolves to the bytes this call deleted. Also removes stale temp files.
    */
-  async prune(targetBytes: number, options: CacheOptions = {}): Promise<number> {
+  prune(targetBytes: number, options: CacheOptions = {}): Promise<number> {
+    return this.#track(this.#prune(targetBytes, options));
+  }
+
+  async #prune(targetBytes: number, options: CacheOptions): Promise<number> {
     await this.#enterAny(options.signal);
     if (typeof targetBytes !== "number" || !Number.isSafeInteger(targetBytes) || targetBytes < 0) {
       throw new BlobError(
@@ -519,11 +533,27 @@ export class DiskCache implements Cache {
     }
   }
 
-  /** Marks the cache closed (files are only open during operations); later operations reject with `ERR_CLOSED`. Idempotent. */
+  /**
+   * Closes the cache: new operations reject with `ERR_CLOSED`, and it resolves only once the writes, deletes
+   * and prunes under way have settled — a write that had not committed yet rejects with `ERR_CLOSED` and
+   * leaves neither an entry nor a temp file. Idempotent.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     await this.#ready;
+    await Promise.allSettled(this.#writes);
     await Promise.all(this.#touches);
+  }
+
+  /** Keeps `operation` in the set {@link DiskCache.close} waits for. */
+  #track<T>(operation: Promise<T>): Promise<T> {
+    const settled = operation.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#writes.add(settled);
+    void settled.then(() => this.#writes.delete(settled));
+    return operation;
   }
 
   /** Same as {@link DiskCache.close}. */
