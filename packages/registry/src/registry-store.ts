@@ -72,6 +72,8 @@ export interface RegistryStoreOptions {
    * failed one resumes from the offset the registry reports). Lower it behind proxies with body-size limits.
    */
   uploadChunkSize?: number | undefined;
+  /** Tags asked for per page of the tag list (`?n=`); later pages follow the `Link` header. Default 1000. */
+  tagPageSize?: number | undefined;
   /**
    * Whether the registry has the OCI 1.1 referrers API: `"auto"` (default) finds out (from `OCI-Subject` on
    * manifest pushes, or by asking the referrers endpoint) and falls back to the `sha256-<hex>` tag schema;
@@ -169,6 +171,7 @@ export class RegistryStore implements OciStore {
   readonly #ownsDispatcher: boolean;
   readonly #monolithicMax: number;
   readonly #chunkSize: number;
+  readonly #tagPageSize: number;
   readonly #referrersMode: "auto" | "never";
   readonly #onRangeIgnored: "error" | "discard";
   /** Whether the referrers API exists: unknown until a push or a query tells. */
@@ -205,6 +208,7 @@ export class RegistryStore implements OciStore {
       true,
     );
     this.#chunkSize = positive("uploadChunkSize", options.uploadChunkSize, DEFAULT_UPLOAD_CHUNK_SIZE);
+    this.#tagPageSize = positive("tagPageSize", options.tagPageSize, 1000);
     this.#referrersMode = options.referrersApi ?? "auto";
     this.#referrersApi = this.#referrersMode === "never" ? false : undefined;
     this.#onRangeIgnored = options.onRangeIgnored ?? "error";
@@ -402,7 +406,7 @@ export class RegistryStore implements OciStore {
 
   async *listTags(options: StoreOptions = {}): AsyncIterable<string> {
     this.#check(options.signal);
-    let next: string | undefined = `/v2/${this.repository}/tags/list?n=1000`;
+    let next: string | undefined = `/v2/${this.repository}/tags/list?n=${this.#tagPageSize}`;
     const seen = new Set<string>();
     while (next !== undefined) {
       const response = await this.#http.send({

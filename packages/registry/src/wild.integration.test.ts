@@ -8,6 +8,7 @@ import { pseudoRandomBytes, type TreeFile, writeTree } from "../test/support.ts"
 import { startWildProxy } from "../test/wild-proxy.ts";
 import { anonymousCredentials, staticCredentials } from "./auth/index.ts";
 import { Client } from "./client.ts";
+import { RegistryStore } from "./registry-store.ts";
 
 // Registries as they behave in the wild, simulated by a proxy in front of the real docker-registry:
 // Range ignored, blob GETs redirected to another origin, 429 bursts, no referrers API.
@@ -218,6 +219,70 @@ describe("a registry whose responses break off mid-body", () => {
     } finally {
       await failing.close();
       await always.stop();
+    }
+  });
+});
+
+describe("a connection reset in the middle of a chunked upload", () => {
+  it("asks the registry where the upload stands and resumes from there", async () => {
+    const proxy = await startWildProxy(anonymous.origin, { resetPatch: 2 });
+    const client = new Client({
+      credentials: anonymousCredentials,
+      registry: { monolithicUploadMax: 64 * 1024, uploadChunkSize: 256 * 1024, retryDelayMs: 10 },
+    });
+    try {
+      const dir = join(work, "resume");
+      await writeTree(dir, [{ path: "big.bin", content: pseudoRandomBytes(700_000, 31) }]);
+      const ref = `${proxy.host}/wild/resume:v1`;
+      await client.push(ref, dir);
+      expect(proxy.resets()).toBe(1);
+      // After the reset: a status request (GET on the upload), then PATCHes from the offset it reported.
+      const uploads = proxy.seen.filter((r) => r.url.includes("/blobs/uploads/"));
+      const status = uploads.findIndex((r) => r.method === "GET");
+      expect(status).toBeGreaterThan(0);
+      // The chunk after it starts where the registry's upload stood (after the first chunk), not at 0.
+      const resumed = uploads.slice(status).find((r) => r.method === "PATCH");
+      expect(resumed?.contentRange).toMatch(/^262144-/);
+      const archive = await client.pull(ref, { skipCache: true });
+      try {
+        expect(
+          Buffer.from(await archive.readFile("big.bin")).equals(Buffer.from(pseudoRandomBytes(700_000, 31))),
+        ).toBe(true);
+      } finally {
+        await archive.close();
+      }
+    } finally {
+      await client.close();
+      await proxy.stop();
+    }
+  });
+});
+
+describe("tag listing and deletion", () => {
+  it("follows Link pagination of a registry that pages tag lists, and deletes manifests by digest", async () => {
+    const client = new Client({ credentials: anonymousCredentials });
+    const ref = `${anonymous.host}/wild/paged:v1`;
+    const pushed = await client.push(ref, await tree(), { tags: ["a", "b", "c", "d"] });
+    await client.close();
+    const proxy = await startWildProxy(anonymous.origin, { paginateTags: true });
+    const paged = new RegistryStore({ host: proxy.host, repository: "wild/paged", tagPageSize: 2 });
+    const store = new RegistryStore({ host: anonymous.host, repository: "wild/paged" });
+    try {
+      const tags: string[] = [];
+      for await (const tag of paged.listTags()) tags.push(tag);
+      expect(tags).toEqual(["a", "b", "c", "d", "v1"]);
+      expect(proxy.seen.filter((r) => r.url.includes("/tags/list")).map((r) => r.url)).toEqual([
+        "/v2/wild/paged/tags/list?n=2",
+        "/v2/wild/paged/tags/list?n=2&last=b",
+        "/v2/wild/paged/tags/list?n=2&last=d",
+      ]);
+      await store.deleteManifest(pushed.descriptor.digest);
+      const gone = await store.fetchManifest(pushed.descriptor.digest).catch((e: unknown) => e);
+      expect(isBlobError(gone, "ERR_NOT_FOUND")).toBe(true);
+    } finally {
+      await paged.close();
+      await store.close();
+      await proxy.stop();
     }
   });
 });

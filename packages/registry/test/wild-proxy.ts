@@ -15,6 +15,13 @@ export interface WildProxyOptions {
   burst429?: number;
   /** Requests let through before the 429 burst starts. */
   burstAfter?: number;
+  /**
+   * Paginate tag lists by `n` and `last` with a `Link: <…>; rel="next"` header, as ghcr.io and distribution 3
+   * do (docker-registry 2.8 returns every tag at once).
+   */
+  paginateTags?: boolean;
+  /** Drop the connection of the n-th upload PATCH (1-based) before it reaches the registry. */
+  resetPatch?: number;
   /** Cut the body of this many GETs whose path matches `truncatePath` halfway (connection reset). */
   truncate?: number;
   truncatePath?: RegExp;
@@ -26,6 +33,8 @@ export interface SeenRequest {
   url: string;
   authorization: string | undefined;
   range: string | undefined;
+  /** The request's `Content-Range` (upload chunks). */
+  contentRange: string | undefined;
   /** Response body bytes sent back to the client. */
   bytes: number;
 }
@@ -42,6 +51,8 @@ export interface WildProxy {
   throttled(): number;
   /** Bodies cut so far. */
   truncated(): number;
+  /** Upload PATCHes reset so far. */
+  resets(): number;
   stop(): Promise<void>;
 }
 
@@ -56,6 +67,7 @@ function record(req: IncomingMessage): SeenRequest {
     url: req.url ?? "",
     authorization: req.headers.authorization,
     range: req.headers.range,
+    contentRange: req.headers["content-range"],
     bytes: 0,
   };
 }
@@ -130,6 +142,8 @@ export async function startWildProxy(
   const seenByMirror: SeenRequest[] = [];
   let throttled = 0;
   let truncated = 0;
+  let resetPatches = 0;
+  let patches = 0;
   let count = 0;
   const mirror = createServer((req, res) => {
     const entry = record(req);
@@ -149,6 +163,36 @@ export async function startWildProxy(
       req.resume();
       res.writeHead(429, { "retry-after": "0", "content-type": "application/json" });
       res.end(JSON.stringify({ errors: [{ code: "TOOMANYREQUESTS", message: "slow down" }] }));
+      return;
+    }
+    const tagList = /^(\/v2\/.+\/tags\/list)(\?.*)?$/.exec(req.url ?? "");
+    if (options.paginateTags === true && req.method === "GET" && tagList !== null) {
+      const query = new URLSearchParams(tagList[2]?.slice(1) ?? "");
+      const n = Number(query.get("n") ?? 100);
+      const last = query.get("last");
+      request(`${upstream}${tagList[1]}`, { headers: requestHeaders(req, ["host"]) })
+        .then(async (response) => {
+          const body = (await response.body.json()) as { name: string; tags: string[] };
+          const all = [...body.tags].sort();
+          const from = last === null ? 0 : all.findIndex((t) => t > last);
+          const page = from < 0 ? [] : all.slice(from, from + n);
+          const headers: Record<string, string> = { "content-type": "application/json" };
+          if (from >= 0 && from + n < all.length) {
+            headers.link = `<${tagList[1]}?n=${n}&last=${encodeURIComponent(page.at(-1) ?? "")}>; rel="next"`;
+          }
+          const out = JSON.stringify({ name: body.name, tags: page });
+          entry.bytes += out.length;
+          res.writeHead(200, headers);
+          res.end(out);
+        })
+        .catch(() => res.destroy());
+      return;
+    }
+    if (req.method === "PATCH" && ++patches === options.resetPatch) {
+      // The connection drops before the chunk reaches the registry: the upload stays where the previous
+      // chunk left it, and the client must ask (GET on its newest Location) and resume from there.
+      resetPatches++;
+      req.socket.destroy();
       return;
     }
     const isBlobGet = req.method === "GET" && BLOB_GET.test(req.url ?? "");
@@ -180,6 +224,7 @@ export async function startWildProxy(
     seenByMirror,
     throttled: () => throttled,
     truncated: () => truncated,
+    resets: () => resetPatches,
     stop: async () => {
       await close(proxy);
       await close(mirror);
