@@ -379,6 +379,36 @@ describe("createArchive — compression decisions", () => {
     expect(level.decoded.index.get("c.log")!.compression).toBe("zstd");
   });
 
+  it("probes files of 256 KiB and more: samples that do not shrink keep the file raw unless probe is off", async () => {
+    // Random where the probe looks (start, middle, end), compressible everywhere else.
+    const n = 512 * 1024;
+    const tricky = compressible(n);
+    const sample = 16 * 1024;
+    const middle = Math.floor((n - sample) / 2);
+    for (const at of [0, middle, n - sample]) randomBytes(sample).copy(tricky, at);
+    const files = [
+      { path: "tricky.bin", content: tricky },
+      { path: "text.txt", content: compressible(n) },
+      { path: "noise.bin", content: randomBytes(n) },
+    ];
+    const probed = await create(files);
+    const c = (r: typeof probed, p: string): string => r.decoded.index.get(p)!.compression;
+    expect(c(probed, "tricky.bin")).toBe("none");
+    expect(c(probed, "text.txt")).toBe("zstd");
+    expect(c(probed, "noise.bin")).toBe("none");
+    const whole = await create(files, { skipCompression: { probe: false } });
+    expect(c(whole, "tricky.bin")).toBe("zstd");
+    expect(whole.decoded.index.get("tricky.bin")!.storedSize).toBeLessThan(n / 2);
+    expect(c(whole, "noise.bin")).toBe("none");
+    expect(probed.decoded.contents.get("tricky.bin")!.equals(tricky)).toBe(true);
+    expect(
+      isBlobError(
+        await create(files, { skipCompression: { probe: "yes" as never } }).catch((e) => e),
+        "ERR_INVALID_ARGUMENT",
+      ),
+    ).toBe(true);
+  });
+
   it("streams files above the buffering threshold (zstd kept even when larger) and unknown-size streams", async () => {
     const n = CREATE_BUFFER_THRESHOLD + 100_000;
     const text = compressible(n);

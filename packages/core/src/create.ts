@@ -27,7 +27,13 @@ import { encodeIndex } from "./format/index-codec.ts";
 import type { Compression, IndexEntryInput } from "./format/types.ts";
 import { type Limits, resolveLimits } from "./limits.ts";
 import { assertArchivePath, comparePaths, utf8 } from "./paths.ts";
-import { assertZstdLevel, createZstdCompressStream, DEFAULT_ZSTD_LEVEL, zstdCompress } from "./zstd.ts";
+import {
+  assertZstdLevel,
+  createZstdCompressStream,
+  DEFAULT_ZSTD_LEVEL,
+  looksIncompressible,
+  zstdCompress,
+} from "./zstd.ts";
 
 /**
  * The file extensions the Go tool's `DefaultSkipCompression` stores raw (already-compressed formats),
@@ -81,7 +87,7 @@ export const DEFAULT_SKIP_COMPRESSION_MIN_SIZE = 1024;
 export const CREATE_BUFFER_THRESHOLD: number = 4 * 1024 * 1024;
 
 /** Most stored bytes held in memory ahead of the data stream's write position. */
-const IN_FLIGHT_BUDGET = 64 * 1024 * 1024;
+const IN_FLIGHT_BUDGET = 16 * 1024 * 1024;
 /** Read size for streamed (large) files. */
 const STREAM_CHUNK = 1024 * 1024;
 /** Most files a worker may run ahead of the write position, whatever their size (empty files cost nothing). */
@@ -141,6 +147,12 @@ export interface SkipCompressionOptions {
    * raw; `false` disables the rule. Default {@link DEFAULT_SKIP_COMPRESSION_EXTENSIONS}.
    */
   extensions?: readonly string[] | false;
+  /**
+   * Files of at least 256 KiB are probed first: when three 16 KiB samples (start, middle, end) do not shrink
+   * by 3 % under zstd, the file is stored raw without compressing it whole — media, archives and encrypted
+   * data cost neither the CPU nor the memory of a compression that would be thrown away. Default `true`.
+   */
+  probe?: boolean;
 }
 
 /**
@@ -267,6 +279,7 @@ interface Resolved {
   level: number;
   minSize: number;
   extensions: Set<string> | undefined;
+  probe: boolean;
   strict: boolean;
   maxFiles: number;
   fixed: { mtimeNs: bigint; uid: number; gid: number } | undefined;
@@ -318,8 +331,11 @@ function resolveOptions(options: CreateOptions): Resolved {
   assertZstdLevel(level);
   let minSize = 0;
   let extensions: Set<string> | undefined;
+  let probe = false;
   const skip = options.skipCompression ?? {};
   if (skip !== false) {
+    probe = skip.probe ?? true;
+    if (typeof probe !== "boolean") throw argError("skipCompression.probe must be a boolean");
     minSize = skip.minSize ?? DEFAULT_SKIP_COMPRESSION_MIN_SIZE;
     if (!Number.isSafeInteger(minSize) || minSize < 0) throw argError("skipCompression.minSize must be ≥ 0");
     const list = skip.extensions ?? DEFAULT_SKIP_COMPRESSION_EXTENSIONS;
@@ -362,6 +378,7 @@ function resolveOptions(options: CreateOptions): Resolved {
     level,
     minSize,
     extensions,
+    probe,
     strict: changeDetection === "strict",
     maxFiles,
     fixed,
@@ -1076,7 +1093,10 @@ async function storeBuffered(
 ): Promise<void> {
   const [sha256, compressed] = await Promise.all([
     sha256Async(bytes),
-    shouldCompress(p.opts, item.path, bytes.byteLength) ? zstdCompress(bytes, p.opts.level) : undefined,
+    shouldCompress(p.opts, item.path, bytes.byteLength) &&
+    !(p.opts.probe && looksIncompressible(bytes, p.opts.level))
+      ? zstdCompress(bytes, p.opts.level)
+      : undefined,
   ]);
   let stored = bytes;
   let compression: Compression = "none";
