@@ -145,7 +145,7 @@ try {
     process.execPath,
     [
       "--conditions=source",
-      join(import.meta.dirname, "bench-push-rss.ts"),
+      join(import.meta.dirname, "bench-push-rss.mjs"),
       `${rssTarget.host}/bench/big:v1`,
       big,
     ],
@@ -157,10 +157,19 @@ try {
   });
   const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
   if (code !== 0) throw new Error(`push child exited with ${code}`);
-  const result = JSON.parse(output) as { maxRssMiB: number; ms: number };
+  const result = JSON.parse(output) as {
+    maxRssMiB: number;
+    ms: number;
+    startMiB: number;
+    createMiB: number;
+    uploadMiB: number;
+  };
   console.log(`push of a ${RSS_TREE_MIB} MiB tree (create + upload) in a child process`);
   console.log(
     `  peak RSS ${result.maxRssMiB.toFixed(0)} MiB (target ≤ 200 MiB), ${(result.ms / 1000).toFixed(1)} s (${(RSS_TREE_MIB / (result.ms / 1000)).toFixed(0)} MiB/s)`,
+  );
+  console.log(
+    `  RSS at start ${result.startMiB} MiB, peak while packing ${result.createMiB} MiB, while uploading ${result.uploadMiB} MiB`,
   );
 } finally {
   await Promise.all(registries.map((r) => r.stop()));
