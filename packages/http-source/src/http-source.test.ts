@@ -391,11 +391,33 @@ describe("HttpSource: stream()", () => {
     expectSlice(await drain(src.stream(5, 20_000)), 5, 20_000);
     s.faults.push({ kind: "ignore-range" });
     expect((await code(drain(src.stream(0, 10)))).code).toBe("ERR_RANGE_NOT_SUPPORTED");
-    s.faults.push({ kind: "destroy" });
-    expect((await code(drain(src.stream(0, 40_000)))).code).toBe("ERR_NETWORK");
-    s.faults.push({ kind: "short" });
-    expect((await code(drain(src.stream(0, 40_000)))).reason).toBe("short-body");
     expect((await code(drain(src.stream(SIZE, 1)))).code).toBe("ERR_OUT_OF_RANGE");
+    // Without retries a broken or short body errors the stream.
+    const strict = source(s.url, { size: SIZE, retries: 0 });
+    s.faults.push({ kind: "destroy" });
+    expect((await code(drain(strict.stream(0, 40_000)))).code).toBe("ERR_NETWORK");
+    s.faults.push({ kind: "short" });
+    expect((await code(drain(strict.stream(0, 40_000)))).reason).toBe("short-body");
+  });
+
+  it("resumes a body that breaks off or ends early from the first byte not yet delivered", async () => {
+    const s = await server();
+    const src = source(s.url, { size: SIZE });
+    for (const kind of ["destroy", "short"] as const) {
+      s.requests.length = 0;
+      s.faults.push({ kind });
+      expectSlice(await drain(src.stream(100, 40_000)), 100, 40_000);
+      const ranges = s.requests.map((r) => r.headers.range);
+      expect(ranges[0]).toBe("bytes=100-40099");
+      // The second request starts after what the first delivered (half of the slice), not at 100 again.
+      expect(ranges).toHaveLength(2);
+      const resumedAt = Number(/^bytes=([0-9]+)-40099$/.exec(ranges[1] ?? "")?.[1]);
+      expect(resumedAt).toBeGreaterThan(100);
+      expect(resumedAt).toBeLessThanOrEqual(100 + 20_000);
+    }
+    // The object changed between the two requests: the stream fails instead of splicing two versions.
+    s.faults.push({ kind: "destroy" }, { kind: "change-etag" });
+    expect((await code(drain(src.stream(0, 40_000)))).code).toBe("ERR_SOURCE_CHANGED");
   });
 
   it("close() or an abort in the middle of a stream errors it with ERR_CLOSED / signal.reason", async () => {

@@ -672,8 +672,10 @@ export class HttpSource implements ByteSource {
 
   /**
    * Streams `length` bytes at `offset` from one range request. The status and `Content-Range` are checked
-   * (with retries) before the first byte; a body that errors or ends early errors the stream (no retry
-   * once bytes were delivered). Cancelling the stream or aborting `signal` drops the request.
+   * (with retries) before the first byte. A body that breaks off or ends early is resumed with a new range
+   * request from the first byte not yet delivered (up to `retries` times; the object must still be the same —
+   * ETag / If-Match — else `ERR_SOURCE_CHANGED`). Cancelling the stream or aborting `signal` drops the
+   * request.
    */
   stream(offset: number, length: number, options: ReadOptions = {}): ReadableStream<Uint8Array> {
     const { signal } = options;
@@ -684,19 +686,108 @@ export class HttpSource implements ByteSource {
     let finished = false;
     let onAbort: (() => void) | undefined;
     let disposeAttempt: (() => void) | undefined;
-    const finish = (): void => {
-      finished = true;
-      if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
+    /** Bytes handed to the reader so far: where a resumed request starts. */
+    let delivered = 0;
+    let resumes = 0;
+    const dropAttempt = (): void => {
       release?.();
       release = undefined;
       disposeAttempt?.();
       disposeAttempt = undefined;
+    };
+    const finish = (): void => {
+      finished = true;
+      if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
+      dropAttempt();
     };
     const fail = (error: unknown): unknown => {
       body?.destroy();
       if (signal?.aborted) return signal.reason;
       if (this.#closeController.signal.aborted) return this.#closedError();
       return error;
+    };
+    /** Opens the range from `from` bytes in and pushes its body into `controller`. */
+    const open = async (
+      controller: ReadableStreamDefaultController<Uint8Array>,
+      from: number,
+    ): Promise<void> => {
+      const opened = await this.#withRetries(
+        combined,
+        async (attempt) => {
+          const releaseSlot = await this.#semaphore.acquire(attempt.signal);
+          try {
+            const response = await this.#openRange(offset + from, length - from, attempt);
+            return { response, releaseSlot, attempt };
+          } catch (error) {
+            releaseSlot();
+            throw error;
+          }
+        },
+        true,
+      );
+      release = opened.releaseSlot;
+      disposeAttempt = opened.attempt.dispose;
+      const opensBody = opened.response.body;
+      const slicer = opened.response.slicer;
+      body = opensBody;
+      if (finished) {
+        // Cancelled or aborted while the request was opening: finish() ran before these were set.
+        opensBody.destroy();
+        finish(); // releases the slot and the attempt now that they are known (it clears them once run)
+        return;
+      }
+      const bodyFailed = (error: unknown): void => {
+        if (finished || body !== opensBody) return;
+        const mapped = fail(error);
+        const typed = isBlobError(mapped) || mapped === signal?.reason ? mapped : this.#bodyError(mapped);
+        const broken =
+          isBlobError(typed, "ERR_NETWORK") || (isBlobError(typed) && typed.reason === "short-body");
+        if (broken && resumes < this.#retries && delivered < length) {
+          resumes++;
+          this.#stats.retries++;
+          dropAttempt();
+          body = undefined;
+          open(controller, delivered).catch((reopenError: unknown) => {
+            if (finished) return;
+            finish();
+            controller.error(fail(reopenError));
+          });
+          return;
+        }
+        finish();
+        controller.error(typed);
+      };
+      // Push model with backpressure: cheaper per chunk than pulling through an async iterator.
+      opensBody.on("data", (chunk: Buffer) => {
+        if (finished) return;
+        this.#stats.bytes += chunk.byteLength;
+        const part = slicer.take(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        if (part === "overflow") {
+          finish();
+          opensBody.destroy();
+          controller.error(
+            new BlobError("ERR_INTEGRITY", `the server sent more than the ${length - from} bytes requested`, {
+              subject: this.subject,
+              reason: "long-body",
+            }),
+          );
+          return;
+        }
+        if (part.byteLength > 0) {
+          controller.enqueue(part);
+          delivered += part.byteLength;
+        }
+        if (slicer.done) {
+          finish();
+          controller.close();
+          // The rest of a whole-object body is not wanted; a 206 body ends by itself (connection reuse).
+          if (slicer.tolerant) opensBody.destroy();
+          return;
+        }
+        if ((controller.desiredSize ?? 0) <= 0) opensBody.pause();
+      });
+      opensBody.on("end", () => bodyFailed(this.#shortBody(slicer.received, length - from)));
+      opensBody.on("error", bodyFailed);
     };
     return new ReadableStream<Uint8Array>(
       {
@@ -724,65 +815,7 @@ export class HttpSource implements ByteSource {
                 return;
               }
             }
-            const opened = await this.#withRetries(
-              combined,
-              async (attempt) => {
-                const releaseSlot = await this.#semaphore.acquire(attempt.signal);
-                try {
-                  const response = await this.#openRange(offset, length, attempt);
-                  return { response, releaseSlot, attempt };
-                } catch (error) {
-                  releaseSlot();
-                  throw error;
-                }
-              },
-              true,
-            );
-            release = opened.releaseSlot;
-            disposeAttempt = opened.attempt.dispose;
-            const opensBody = opened.response.body;
-            const slicer = opened.response.slicer;
-            body = opensBody;
-            if (finished) {
-              // Cancelled or aborted while the request was opening: finish() ran before these were set.
-              opensBody.destroy();
-              finish(); // releases the slot and the attempt now that they are known (it clears them once run)
-              return;
-            }
-            const bodyFailed = (error: unknown): void => {
-              if (finished) return;
-              finish();
-              const mapped = fail(error);
-              controller.error(
-                isBlobError(mapped) || mapped === signal?.reason ? mapped : this.#bodyError(mapped),
-              );
-            };
-            // Push model with backpressure: cheaper per chunk than pulling through an async iterator.
-            opensBody.on("data", (chunk: Buffer) => {
-              if (finished) return;
-              this.#stats.bytes += chunk.byteLength;
-              const part = slicer.take(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-              if (part === "overflow") {
-                bodyFailed(
-                  new BlobError("ERR_INTEGRITY", `the server sent more than the ${length} bytes requested`, {
-                    subject: this.subject,
-                    reason: "long-body",
-                  }),
-                );
-                return;
-              }
-              if (part.byteLength > 0) controller.enqueue(part);
-              if (slicer.done) {
-                finish();
-                controller.close();
-                // The rest of a whole-object body is not wanted; a 206 body ends by itself (connection reuse).
-                if (slicer.tolerant) opensBody.destroy();
-                return;
-              }
-              if ((controller.desiredSize ?? 0) <= 0) opensBody.pause();
-            });
-            opensBody.on("end", () => bodyFailed(this.#shortBody(slicer.received, length)));
-            opensBody.on("error", bodyFailed);
+            await open(controller, 0);
           } catch (error) {
             finish();
             throw fail(error);
