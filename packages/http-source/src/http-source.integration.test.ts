@@ -158,6 +158,22 @@ describe("nginx", () => {
     { largeSize: 0 },
   );
 
+  it("reads several ranges with one multipart/byteranges request", async () => {
+    const bytes = pattern(200_000, 21);
+    const { url } = await serveFile(bytes);
+    const source = new HttpSource(url, { size: bytes.length });
+    try {
+      const ranges = [0, 50_000, 120_000, 199_990].map((offset) => ({ offset, length: 10 }));
+      const got = await source.readRanges(ranges, { multipart: true, gapBytes: 0 });
+      for (const [i, { offset, length }] of ranges.entries()) {
+        expect(Buffer.from(got[i]!).equals(Buffer.from(bytes.subarray(offset, offset + length)))).toBe(true);
+      }
+      expect(source.stats.requests).toBe(1);
+    } finally {
+      await source.close();
+    }
+  });
+
   it("a 404 is ERR_NOT_FOUND; a read past the end is ERR_OUT_OF_RANGE", async () => {
     const source = new HttpSource(`${nginxOrigin}/missing.bin`);
     try {
@@ -245,6 +261,16 @@ describe("docker-registry 2.8", () => {
       const error = await source.read(bytes.length, 1).catch((e: unknown) => e);
       expect(isBlobError(error, "ERR_OUT_OF_RANGE")).toBe(true);
       expect(source.stats.retries).toBe(0);
+      // Go's http.ServeContent answers multi-range requests with multipart/byteranges too.
+      const before = source.stats.requests;
+      const ranges = [7, 1_000_000, 3_000_000].map((offset) => ({ offset, length: 4096 }));
+      const parts = await source.readRanges(ranges, { multipart: true, gapBytes: 0 });
+      for (const [i, { offset, length }] of ranges.entries()) {
+        expect(Buffer.from(parts[i]!).equals(Buffer.from(bytes.subarray(offset, offset + length)))).toBe(
+          true,
+        );
+      }
+      expect(source.stats.requests - before).toBe(1);
     } finally {
       await source.close();
     }

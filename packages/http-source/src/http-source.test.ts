@@ -692,4 +692,25 @@ describe("HttpSource: readRanges", () => {
     expect((await code(src.readRanges([{ offset: -1, length: 1 }]))).code).toBe("ERR_INVALID_ARGUMENT");
     expect(await src.readRanges([])).toEqual([]);
   });
+
+  it("multipart: a server without multi-range support gets single ranges, and is remembered", async () => {
+    const s = await server();
+    const src = source(s.url, { size: SIZE });
+    const ranges = [0, 10_000, 20_000].map((offset) => ({ offset, length: 100 }));
+    const got = await src.readRanges(ranges, { multipart: true, gapBytes: 0 });
+    for (const [i, { offset, length }] of ranges.entries()) expectSlice(got[i]!, offset, length);
+    // One refused multi-range request (416 here), then one request per span.
+    expect(s.requests.map((r) => r.headers.range)).toEqual([
+      "bytes=0-99,10000-10099,20000-20099",
+      "bytes=0-99",
+      "bytes=10000-10099",
+      "bytes=20000-20099",
+    ]);
+    s.requests.length = 0;
+    await src.readRanges(ranges, { multipart: true, gapBytes: 0 });
+    expect(s.requests).toHaveLength(3);
+    expect((await code(src.readRanges(ranges, { multipart: true, maxParts: 1 }))).code).toBe(
+      "ERR_INVALID_ARGUMENT",
+    );
+  });
 });

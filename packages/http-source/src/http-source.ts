@@ -10,6 +10,7 @@ import {
   throwIfAborted,
 } from "@blobkit/core";
 import { Agent, type Dispatcher } from "undici";
+import { type BytePart, byterangesBoundary, parseByteranges } from "./multipart.ts";
 
 /** Default number of retries after the first attempt of a request. @public */
 export const DEFAULT_HTTP_RETRIES = 3;
@@ -146,6 +147,14 @@ export interface ReadRangesOptions extends ReadOptions {
   gapBytes?: number | undefined;
   /** A coalesced request never spans more than this many bytes (unless one range alone does). Default 8 MiB. */
   maxSpanBytes?: number | undefined;
+  /**
+   * Ask for up to {@link ReadRangesOptions.maxParts} spans in one `multipart/byteranges` request instead of
+   * one request per span. A server that answers 200, 400 or 416, or with a body that does not parse
+   * exactly, is remembered as not supporting it and the spans are read one by one. Default `false`.
+   */
+  multipart?: boolean | undefined;
+  /** Most spans in one multi-range request. Default 16. */
+  maxParts?: number | undefined;
 }
 
 /** Default {@link ReadRangesOptions.gapBytes}. @public */
@@ -467,6 +476,8 @@ export class HttpSource implements ByteSource {
   /** Where the first bytes came from (see #checkValidators). */
   #dataLocation: string | undefined;
   #redirect: { url: URL; expires: number } | undefined;
+  /** Set once the server failed a multi-range request: later `readRanges` use single ranges. */
+  #noMultipart = false;
   #closing: Promise<void> | undefined;
 
   /**
@@ -658,16 +669,120 @@ export class HttpSource implements ByteSource {
       .map(async ({ range, i }) => {
         results[i] = await this.read(range.offset, 0, { signal });
       });
-    const reads = spans.map(async (span) => {
-      const bytes = await this.read(span.offset, span.end - span.offset, { signal });
+    const deliver = (span: (typeof spans)[number], bytes: Uint8Array): void => {
       for (const i of span.members) {
         const { offset, length } = ranges[i]!;
         const at = offset - span.offset;
         results[i] = span.members.length === 1 ? bytes : bytes.slice(at, at + length);
       }
-    });
+    };
+    const single = async (span: (typeof spans)[number]): Promise<void> => {
+      deliver(span, await this.read(span.offset, span.end - span.offset, { signal }));
+    };
+    const maxParts = options.maxParts ?? 16;
+    if (!Number.isSafeInteger(maxParts) || maxParts < 2) {
+      throw new BlobError("ERR_INVALID_ARGUMENT", "maxParts must be an integer ≥ 2", {
+        subject: this.subject,
+      });
+    }
+    let reads: Promise<void>[];
+    if (options.multipart === true && spans.length > 1 && !this.#noMultipart) {
+      const batches: (typeof spans)[] = [];
+      for (let i = 0; i < spans.length; i += maxParts) batches.push(spans.slice(i, i + maxParts));
+      reads = batches.map(async (batch) => {
+        const parts =
+          batch.length > 1 && !this.#noMultipart ? await this.#readMultipart(batch, signal) : undefined;
+        if (parts === undefined) await Promise.all(batch.map(single));
+        else for (const [i, span] of batch.entries()) deliver(span, parts[i]!);
+      });
+    } else {
+      reads = spans.map(single);
+    }
     await Promise.all([...empties, ...reads]);
     return results;
+  }
+
+  /**
+   * One `multipart/byteranges` request for `spans` (sorted, disjoint): resolves to each span's bytes, or
+   * `undefined` when the server does not do multi-range properly (then remembered for this source).
+   */
+  async #readMultipart(
+    spans: readonly { offset: number; end: number }[],
+    signal: AbortSignal | undefined,
+  ): Promise<Uint8Array[] | undefined> {
+    const expected = spans.reduce((n, span) => n + span.end - span.offset, 0);
+    // Part headers and boundaries cost ~100 bytes a part; anything much larger is not what was asked for.
+    const limit = expected + spans.length * 1024 + 64 * 1024;
+    const unsupported = (): undefined => {
+      this.#noMultipart = true;
+      return undefined;
+    };
+    return await this.#withRetries(signal, async (attempt) => {
+      const release = await this.#semaphore.acquire(attempt.signal);
+      try {
+        const range = `bytes=${spans.map((span) => `${span.offset}-${span.end - 1}`).join(",")}`;
+        const response = await this.#send({ method: "GET", headers: { range }, conditional: true }, attempt);
+        const { statusCode, headers, body } = response;
+        if (statusCode === 200 || statusCode === 400 || statusCode === 416) {
+          await discard(body);
+          return unsupported();
+        }
+        if (statusCode !== 206) return await this.#failStatus(response, "multi-range request failed");
+        try {
+          this.#checkValidators(response.location, headers);
+          this.#checkEncoding(headers);
+        } catch (error) {
+          await discard(body);
+          throw error;
+        }
+        const chunks: Buffer[] = [];
+        let received = 0;
+        try {
+          for await (const chunk of body as AsyncIterable<Buffer>) {
+            received += chunk.length;
+            this.#stats.bytes += chunk.length;
+            if (received > limit) {
+              body.destroy();
+              return unsupported();
+            }
+            chunks.push(chunk);
+          }
+        } catch (error) {
+          throw new Retryable(this.#bodyError(error));
+        }
+        const whole = Buffer.concat(chunks, received);
+        const boundary = byterangesBoundary(header(headers, "content-type"));
+        let parts: BytePart[] | undefined;
+        if (boundary !== undefined) parts = parseByteranges(whole, boundary);
+        else {
+          // A server may merge the ranges into one span and answer with a single Content-Range.
+          const merged = parseContentRange(header(headers, "content-range"));
+          if (
+            merged !== undefined &&
+            !("unsatisfied" in merged) &&
+            merged.end - merged.start + 1 === received
+          ) {
+            parts = [{ ...merged, data: whole }];
+          }
+        }
+        if (parts === undefined) return unsupported();
+        const out: Uint8Array[] = [];
+        for (const span of spans) {
+          const part = parts.find((p) => p.start <= span.offset && p.end >= span.end - 1);
+          if (
+            part === undefined ||
+            (part.total !== undefined && this.#size !== undefined && part.total !== this.#size)
+          ) {
+            return unsupported();
+          }
+          const at = span.offset - part.start;
+          out.push(part.data.slice(at, at + span.end - span.offset));
+        }
+        return out;
+      } finally {
+        release();
+      }
+    });
   }
 
   /**
