@@ -324,12 +324,21 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
 }
 
 /** Parses `bytes a-b/total` (total may be `*`) or `bytes *\/total`. */
-function parseContentRange(
+/**
+ * Parses a `Content-Range` header: `bytes a-b/total` (total may be `*`) or `bytes *\/total` (a 416's).
+ * Anything else — including numbers beyond 2^53 — is `undefined`. Exported for the fuzzing run.
+ *
+ * @internal
+ */
+export function parseContentRange(
   value: string | undefined,
 ): { start: number; end: number; total: number | undefined } | { unsatisfied: number } | undefined {
   if (value === undefined) return undefined;
   const unsatisfied = /^\s*bytes\s+\*\/(\d+)\s*$/i.exec(value);
-  if (unsatisfied !== null) return { unsatisfied: Number(unsatisfied[1]) };
+  if (unsatisfied !== null) {
+    const total = Number(unsatisfied[1]);
+    return Number.isSafeInteger(total) ? { unsatisfied: total } : undefined;
+  }
   const m = /^\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i.exec(value);
   if (m === null) return undefined;
   const start = Number(m[1]);

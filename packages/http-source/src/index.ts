@@ -21,4 +21,5 @@ export {
   DEFAULT_HTTP_RETRIES,
   DEFAULT_HTTP_TIMEOUT_MS,
   HttpSource,
+  parseContentRange,
 } from "./http-source.ts";

@@ -15,7 +15,9 @@ describe("parseReference: registry references", () => {
     ["localhost/app", "localhost", "localhost", "app", "latest", undefined],
     ["127.0.0.1:5000/app:1", "127.0.0.1:5000", "127.0.0.1:5000", "app", "1", undefined],
     ["[::1]:5000/app:1", "[::1]:5000", "[::1]:5000", "app", "1", undefined],
-    ["Registry.Example.COM/app", "registry.example.com", "registry.example.com", "app", "latest", undefined],
+    // Host case is kept (Docker does): lower-casing `T/3`'s host would make it the Hub repository `t/3`.
+    ["Registry.Example.COM/app", "Registry.Example.COM", "Registry.Example.COM", "app", "latest", undefined],
+    ["T/3", "T", "T", "3", "latest", undefined],
     // Docker Hub normalization
     ["ubuntu", "docker.io", "registry-1.docker.io", "library/ubuntu", "latest", undefined],
     ["ubuntu:22.04", "docker.io", "registry-1.docker.io", "library/ubuntu", "22.04", undefined],
@@ -66,6 +68,13 @@ describe("parseReference: registry references", () => {
     expect(() => parseReference(`ghcr.io/a@sha512:${"a".repeat(128)}`)).toThrow(
       expect.objectContaining({ code: "ERR_UNSUPPORTED" }),
     );
+  });
+
+  it("formats back to a reference that parses the same", () => {
+    for (const input of ["T/3", "Registry.Example.COM:5000/a/b:v1", "ubuntu", `localhost/x@${DIGEST}`]) {
+      const ref = parseReference(input);
+      expect(parseReference(formatReference(ref))).toEqual(ref);
+    }
   });
 
   it("formats back to the canonical form", () => {

@@ -11,7 +11,7 @@ export const DEFAULT_TAG = "latest";
 /** A reference to a repository in a registry. @public */
 export interface RegistryReference {
   readonly kind: "registry";
-  /** Registry as written in references (`docker.io` for Docker Hub), lower-cased, port kept. */
+  /** Registry as written in the reference, port kept (`docker.io` for every spelling of Docker Hub). */
   readonly registry: string;
   /** Host (and port) the API is served from (`registry-1.docker.io` for Docker Hub). */
   readonly apiHost: string;
@@ -127,7 +127,8 @@ function checkHost(reference: string, host: string): string {
   if (port !== undefined && (!/^[0-9]{1,5}$/.test(port) || Number(port) > 65535 || Number(port) === 0)) {
     throw invalid(reference, `malformed port in ${JSON.stringify(host)}`);
   }
-  return host.toLowerCase();
+  // Kept as written, like Docker: lower-casing `T/3`'s host would turn it into the Hub repository `t/3`.
+  return host;
 }
 
 function splitTagAndDigest(
@@ -181,7 +182,8 @@ export function parseReference(reference: string, options: ParseReferenceOptions
     registry = DOCKER_HUB;
     repository = name;
   }
-  if (registry === "index.docker.io" || registry === DOCKER_HUB_API_HOST) registry = DOCKER_HUB;
+  const lower = registry.toLowerCase();
+  if (lower === DOCKER_HUB || lower === "index.docker.io" || lower === DOCKER_HUB_API_HOST) registry = DOCKER_HUB;
   if (registry === DOCKER_HUB && !repository.includes("/")) repository = `library/${repository}`;
   if (repository === "") throw invalid(reference, "missing repository");
   if (repository.length > MAX_NAME_LENGTH)
