@@ -1,8 +1,8 @@
 import { spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
-import { chmod, mkdir, mkdtemp, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   createArchive,
@@ -17,6 +17,7 @@ import {
 } from "@blobkit/core";
 import { OciLayoutStore } from "@blobkit/registry";
 import { expect } from "vitest";
+import { readTree } from "../../registry/test/support.ts";
 import { COMMANDS, type CommandSpec, errorSchema, type JsonSchema, validateJson } from "../src/index.ts";
 
 /** The repository root (the CLI runs from there, as `pnpm blob` does). */
@@ -114,37 +115,12 @@ export function expectJsonError(result: BlobResult, exitCode: number): { code: s
   return document.error;
 }
 
-export interface TreeFile {
-  path: string;
-  content: string | Uint8Array;
-  mode?: number;
-}
-
-export async function writeTree(root: string, files: readonly TreeFile[]): Promise<void> {
-  for (const file of files) {
-    const target = join(root, file.path);
-    await mkdir(dirname(target), { recursive: true });
-    await writeFile(target, file.content);
-    await chmod(target, file.mode ?? 0o644);
-  }
-}
-
-/** Every regular file under `root`: bytes and permission bits. */
-export async function readTree(root: string): Promise<Map<string, { bytes: Buffer; mode: number }>> {
-  const out = new Map<string, { bytes: Buffer; mode: number }>();
-  const walk = async (dir: string, prefix: string): Promise<void> => {
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
-      const path = prefix === "" ? entry.name : `${prefix}/${entry.name}`;
-      if (entry.isDirectory()) await walk(join(dir, entry.name), path);
-      else if (entry.isFile()) {
-        const full = join(dir, entry.name);
-        out.set(path, { bytes: await readFile(full), mode: (await stat(full)).mode & 0o777 });
-      }
-    }
-  };
-  await walk(root, "");
-  return out;
-}
+export {
+  pseudoRandomBytes,
+  readTree,
+  type TreeFile,
+  writeTree,
+} from "../../registry/test/support.ts";
 
 export async function expectSameTree(actual: string, expected: string): Promise<void> {
   const a = await readTree(actual);
@@ -154,19 +130,6 @@ export async function expectSameTree(actual: string, expected: string): Promise<
     expect(a.get(path)?.bytes.equals(file.bytes), `bytes of ${path}`).toBe(true);
     expect(a.get(path)?.mode, `mode of ${path}`).toBe(file.mode);
   }
-}
-
-/** Deterministic incompressible bytes. */
-export function pseudoRandomBytes(length: number, seed = 1): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
 }
 
 /**

@@ -2,18 +2,8 @@ import { chmod, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promis
 import { dirname, join } from "node:path";
 import { Agent, type Dispatcher } from "undici";
 
-/** Deterministic pseudo-random bytes (incompressible enough to exercise raw storage). */
-export function pseudoRandomBytes(length: number, seed = 1): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
+/** Deterministic incompressible bytes (core's test helper). */
+export { pseudoRandomBytes } from "../../core/src/test-support/build-archive.ts";
 
 /** One file of a test tree. */
 export interface TreeFile {

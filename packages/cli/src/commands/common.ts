@@ -24,6 +24,24 @@ export const POLICY_OPTIONS: readonly OptionSpec[] = [
   { flags: "--no-default-policy", description: "ignore the config file's `policies` rules" },
 ];
 
+/**
+ * The policies a read of `reference` obeys: the config file's matching rules (unless `--no-default-policy`),
+ * every `--policy` YAML and every `--policy-rego` file of `opts`.
+ */
+export async function policiesFor(ctx: Context, reference: string, opts: Opts = {}): Promise<Policy[]> {
+  return buildPolicies(
+    reference,
+    ctx.config.policies,
+    {
+      files: list(opts, "policy"),
+      rego: list(opts, "policyRego"),
+      noDefault: opts.defaultPolicy === false,
+      configDir: dirname(ctx.loaded.path),
+    },
+    ctx.io.cwd,
+  );
+}
+
 /** An opened archive with the manifest digest it was pinned to. */
 export interface OpenedArchive {
   archive: Archive;
@@ -43,14 +61,7 @@ export async function openArchive(
 ): Promise<OpenedArchive> {
   const reference = ctx.ref(input);
   // Reads that name no policy of their own still obey the config file's rules for this reference.
-  const policies =
-    options.policies ??
-    (await buildPolicies(
-      reference,
-      ctx.config.policies,
-      { files: [], rego: [], noDefault: false, configDir: dirname(ctx.loaded.path) },
-      ctx.io.cwd,
-    ));
+  const policies = options.policies ?? (await policiesFor(ctx, reference));
   const client = await ctx.client({ policies });
   const read = { signal: ctx.signal, skipCache: options.skipCache === true };
   const opened = await client.open(reference, read);

@@ -1,11 +1,10 @@
 import { readdir, stat } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { resolve } from "node:path";
 import { CliError, EXIT } from "../exit-codes.ts";
 import { humanBytes } from "../format.ts";
 import { integer, object, string } from "../json-schema.ts";
-import { buildPolicies } from "../policies.ts";
 import type { CommandSpec } from "../spec.ts";
-import { arg, list, openArchive, POLICY_OPTIONS, SKIP_CACHE } from "./common.ts";
+import { arg, openArchive, POLICY_OPTIONS, policiesFor, SKIP_CACHE } from "./common.ts";
 
 /** Refuses a destination that exists and is not an empty directory, unless forced. */
 export async function checkDestination(dest: string, force: boolean): Promise<void> {
@@ -67,17 +66,7 @@ export const pull: CommandSpec = {
     const dest = resolve(ctx.io.cwd, typeof args.dir === "string" ? args.dir : ".");
     const force = opts.force === true || opts.overwrite === true;
     await checkDestination(dest, force);
-    const policies = await buildPolicies(
-      ctx.ref(input),
-      ctx.config.policies,
-      {
-        files: list(opts, "policy"),
-        rego: list(opts, "policyRego"),
-        noDefault: opts.defaultPolicy === false,
-        configDir: dirname(ctx.loaded.path),
-      },
-      ctx.io.cwd,
-    );
+    const policies = await policiesFor(ctx, ctx.ref(input), opts);
     const { archive, reference, digest } = await openArchive(ctx, input, {
       skipCache: opts.skipCache === true,
       policies,

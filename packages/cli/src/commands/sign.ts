@@ -1,13 +1,12 @@
 import { readFile } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { resolve } from "node:path";
 import { keylessSigner, keySigner, type SigstoreSigner } from "@blobkit/policy-sigstore";
 import { parseReference } from "@blobkit/registry";
 import type { Context } from "../context.ts";
 import { CliError, EXIT } from "../exit-codes.ts";
 import { array, boolean, integer, object, oneOf, referrerSchema, string } from "../json-schema.ts";
-import { buildPolicies } from "../policies.ts";
 import type { CommandSpec, OptionSpec, Opts } from "../spec.ts";
-import { arg, list, POLICY_OPTIONS, SKIP_CACHE } from "./common.ts";
+import { arg, POLICY_OPTIONS, policiesFor, SKIP_CACHE } from "./common.ts";
 
 /** Signing options shared by `sign` and `push --sign`. */
 export const SIGNING_OPTIONS: readonly OptionSpec[] = [
@@ -161,17 +160,7 @@ export const verify: CommandSpec = {
   }),
   async action(ctx, args, opts) {
     const reference = ctx.ref(arg(args, "ref"));
-    const policies = await buildPolicies(
-      reference,
-      ctx.config.policies,
-      {
-        files: list(opts, "policy"),
-        rego: list(opts, "policyRego"),
-        noDefault: opts.defaultPolicy === false,
-        configDir: dirname(ctx.loaded.path),
-      },
-      ctx.io.cwd,
-    );
+    const policies = await policiesFor(ctx, reference, opts);
     if (policies.length === 0) ctx.warn("no policy applies to this reference: nothing was verified");
     const client = await ctx.client({ policies });
     const result = await client.inspect(reference, {
