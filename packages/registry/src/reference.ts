@@ -183,7 +183,8 @@ export function parseReference(reference: string, options: ParseReferenceOptions
     repository = name;
   }
   const lower = registry.toLowerCase();
-  if (lower === DOCKER_HUB || lower === "index.docker.io" || lower === DOCKER_HUB_API_HOST) registry = DOCKER_HUB;
+  if (lower === DOCKER_HUB || lower === "index.docker.io" || lower === DOCKER_HUB_API_HOST)
+    registry = DOCKER_HUB;
   if (registry === DOCKER_HUB && !repository.includes("/")) repository = `library/${repository}`;
   if (repository === "") throw invalid(reference, "missing repository");
   if (repository.length > MAX_NAME_LENGTH)

@@ -1,5 +1,5 @@
 import { createReadStream } from "node:fs";
-import { Readable, Transform } from "node:stream";
+import { pipeline, Readable, Transform } from "node:stream";
 import {
   BlobError,
   type ByteSource,
@@ -582,8 +582,9 @@ export class RegistryStore implements OciStore {
     if (descriptor.size <= this.#monolithicMax || !("path" in content || content instanceof Uint8Array)) {
       for (let attempt = 0; ; attempt++) {
         let sent = 0;
+        let body: Readable | undefined;
         try {
-          const body = await this.#contentStream(content, 0, descriptor.size, (n) => {
+          body = await this.#contentStream(content, 0, descriptor.size, (n) => {
             sent += n;
             progress(sent);
           });
@@ -607,6 +608,9 @@ export class RegistryStore implements OciStore {
           if (signal?.aborted || !isBlobError(error, "ERR_NETWORK") || attempt >= 2) throw error;
           location = (await this.#startUpload(descriptor, undefined, signal)) ?? "";
           if (location === "") return;
+        } finally {
+          // A body the request never took (or dropped half-way) still holds its file descriptor / source.
+          body?.destroy();
         }
       }
     }
@@ -616,9 +620,10 @@ export class RegistryStore implements OciStore {
     let failures = 0;
     while (offset < descriptor.size) {
       const end = Math.min(descriptor.size, offset + this.#chunkSize);
+      let body: Readable | undefined;
       try {
         let sent = offset;
-        const body = await this.#contentStream(content, offset, end, (n) => {
+        body = await this.#contentStream(content, offset, end, (n) => {
           sent += n;
           progress(sent);
         });
@@ -641,9 +646,15 @@ export class RegistryStore implements OciStore {
         location = firstHeader(response.headers, "location") ?? location;
         offset = end;
       } catch (error) {
-        if (signal?.aborted || !isBlobError(error, "ERR_NETWORK") || ++failures > 4) throw error;
-        const status = await this.#uploadStatus(location, signal);
-        if (status === undefined) {
+        if (signal?.aborted || ++failures > 4) throw error;
+        // A registry that refuses the chunk's Content-Range (416) lost track of the session like one that
+        // forgot it: start over. Anything else but a network failure is the caller's error.
+        const lost = isBlobError(error, "ERR_OUT_OF_RANGE") || isBlobError(error, "ERR_NOT_FOUND");
+        if (!lost && !isBlobError(error, "ERR_NETWORK")) throw error;
+        const status: { location: string; offset: number } | undefined = lost
+          ? undefined
+          : await this.#uploadStatus(location, signal);
+        if (status === undefined || status.offset > descriptor.size) {
           location = (await this.#startUpload(descriptor, undefined, signal)) ?? "";
           if (location === "") return;
           offset = 0;
@@ -651,6 +662,8 @@ export class RegistryStore implements OciStore {
           location = status.location;
           offset = status.offset;
         }
+      } finally {
+        body?.destroy();
       }
     }
     const response = await this.#http.send({
@@ -713,9 +726,12 @@ export class RegistryStore implements OciStore {
       });
       await response.body.dump();
       const range = /^(?:bytes=)?0-([0-9]+)$/.exec(firstHeader(response.headers, "range") ?? "");
+      // `0-0` means "nothing" on some registries and "one byte" on others (distribution answers it for both):
+      // ambiguous, so start a fresh session rather than risk skipping or repeating a byte.
+      if (range === null || range[1] === "0") return undefined;
       return {
         location: firstHeader(response.headers, "location") ?? location,
-        offset: range === null ? 0 : Number(range[1]) + 1,
+        offset: Number(range[1]) + 1,
       };
     } catch (error) {
       if (isBlobError(error, "ERR_NOT_FOUND")) return undefined;
@@ -746,8 +762,9 @@ export class RegistryStore implements OciStore {
       );
     }
     const counted = counter(onBytes);
-    source.on("error", (error) => counted.destroy(error));
-    return source.pipe(counted);
+    // pipeline, not pipe: destroying the request body (a reset, a refused upload) also closes the source.
+    pipeline(source, counted, () => {});
+    return counted;
   }
 
   async referrers(digest: string, options: ReferrersOptions = {}): Promise<Descriptor[]> {

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readlink, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isBlobError } from "@blobkit/core";
@@ -251,6 +251,40 @@ describe("a connection reset in the middle of a chunked upload", () => {
       } finally {
         await archive.close();
       }
+    } finally {
+      await client.close();
+      await proxy.stop();
+    }
+  });
+});
+
+describe("an upload whose first chunk is lost", () => {
+  it("starts a fresh session (the registry's 0-0 is ambiguous) and leaves no file descriptor behind", async () => {
+    const proxy = await startWildProxy(anonymous.origin, { resetPatch: 1 });
+    const client = new Client({
+      credentials: anonymousCredentials,
+      registry: { monolithicUploadMax: 64 * 1024, uploadChunkSize: 256 * 1024, retryDelayMs: 10 },
+    });
+    try {
+      const dir = join(work, "first-chunk");
+      await writeTree(dir, [{ path: "big.bin", content: pseudoRandomBytes(600_000, 41) }]);
+      const ref = `${proxy.host}/wild/first-chunk:v1`;
+      await client.push(ref, dir);
+      expect(proxy.resets()).toBe(1);
+      const archive = await client.pull(ref, { skipCache: true });
+      try {
+        expect(
+          Buffer.from(await archive.readFile("big.bin")).equals(Buffer.from(pseudoRandomBytes(600_000, 41))),
+        ).toBe(true);
+      } finally {
+        await archive.close();
+      }
+      // The dropped request's read stream of the (now deleted) spool file was closed.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const open = await Promise.all(
+        (await readdir("/proc/self/fd")).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => "")),
+      );
+      expect(open.filter((target) => target.includes("blobkit-push-"))).toEqual([]);
     } finally {
       await client.close();
       await proxy.stop();
