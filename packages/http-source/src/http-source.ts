@@ -80,6 +80,12 @@ export interface HttpSourceOptions {
    * and closes the connection. The body's length must match the known size either way.
    */
   onRangeIgnored?: "error" | "discard" | undefined;
+  /**
+   * The bytes at this URL never change (content-addressed, like a registry blob URL named by its digest). A
+   * stream whose body broke off is then resumed even when the server sends no strong ETag; otherwise a
+   * resume needs one (sent as `If-Match`), so two versions of an object are never spliced. Default `false`.
+   */
+  immutable?: boolean | undefined;
   /** Most bytes dropped before a range in `onRangeIgnored: "discard"` mode. Default 16 MiB. */
   maxDiscardBytes?: number | undefined;
   /** Connect timeout of the source's own agent, in ms (not applied to a caller's dispatcher). Default 10 s. */
@@ -464,6 +470,7 @@ export class HttpSource implements ByteSource {
   readonly #deadlineMs: number | undefined;
   readonly #onRangeIgnored: "error" | "discard";
   readonly #maxDiscardBytes: number;
+  readonly #immutable: boolean;
   readonly #dispatcher: Dispatcher;
   readonly #ownsDispatcher: boolean;
   readonly #idleTimeoutMs: number;
@@ -529,6 +536,7 @@ export class HttpSource implements ByteSource {
     }
     this.#onRangeIgnored = options.onRangeIgnored ?? "error";
     this.#maxDiscardBytes = options.maxDiscardBytes ?? 16 * 1024 * 1024;
+    this.#immutable = options.immutable === true;
     this.#url = parsed;
     this.subject = redactUrl(parsed);
     this.#size = options.size;
@@ -797,9 +805,9 @@ export class HttpSource implements ByteSource {
   /**
    * Streams `length` bytes at `offset` from one range request. The status and `Content-Range` are checked
    * (with retries) before the first byte. A body that breaks off or ends early is resumed with a new range
-   * request from the first byte not yet delivered (up to `retries` times; the object must still be the same —
-   * ETag / If-Match — else `ERR_SOURCE_CHANGED`). Cancelling the stream or aborting `signal` drops the
-   * request.
+   * request from the first byte not yet delivered (up to `retries` times) when the same bytes are guaranteed:
+   * a strong ETag (sent as `If-Match`; another one is `ERR_SOURCE_CHANGED`) or an `immutable` source;
+   * otherwise the stream errors. Cancelling the stream or aborting `signal` drops the request.
    */
   stream(offset: number, length: number, options: ReadOptions = {}): ReadableStream<Uint8Array> {
     const { signal } = options;
@@ -866,7 +874,7 @@ export class HttpSource implements ByteSource {
         const typed = isBlobError(mapped) || mapped === signal?.reason ? mapped : this.#bodyError(mapped);
         const broken =
           isBlobError(typed, "ERR_NETWORK") || (isBlobError(typed) && typed.reason === "short-body");
-        if (broken && resumes < this.#retries && delivered < length) {
+        if (broken && resumes < this.#retries && delivered < length && this.#canResume()) {
           resumes++;
           this.#stats.retries++;
           dropAttempt();
@@ -986,6 +994,17 @@ export class HttpSource implements ByteSource {
 
   #checkOpen(): void {
     if (this.#closeController.signal.aborted) throw this.#closedError();
+  }
+
+  /**
+   * Whether a new range request is sure to reach the same bytes: an immutable source, or a strong ETag known
+   * for the data's location (sent as `If-Match`, and checked on the answer).
+   */
+  #canResume(): boolean {
+    if (this.#immutable) return true;
+    const etag =
+      this.#dataLocation === undefined ? undefined : this.#validators.get(this.#dataLocation)?.etag;
+    return etag !== undefined && !etag.startsWith("W/");
   }
 
   #shortBody(received: number, length: number): BlobError {

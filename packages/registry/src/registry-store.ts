@@ -532,6 +532,8 @@ export class RegistryStore implements OciStore {
     return new HttpSource(this.#http.url(this.#path("blobs", descriptor.digest)), {
       size: descriptor.size,
       id: descriptor.digest,
+      // Named by its digest: the bytes cannot change, so a broken stream may always resume.
+      immutable: true,
       dispatcher: this.#dispatcher,
       onRangeIgnored: this.#onRangeIgnored,
       getHeaders: async ({ signal }): Promise<Record<string, string>> => {
