@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { opaPolicy, wasmEvaluator } from "@blobkit/policy-opa";
 import { sigstorePolicy, slsaPolicy, type TrustOptions, verifiedStatements } from "@blobkit/policy-sigstore";
-import { allOf, type Policy } from "@blobkit/registry";
+import { allOf, formatReference, type Policy, parseReference } from "@blobkit/registry";
 import { parse as parseYaml } from "yaml";
 import type { PolicyRule } from "./config.ts";
 import { CliError, EXIT, usageError } from "./exit-codes.ts";
@@ -100,8 +100,23 @@ export function parsePolicySpec(doc: unknown, where: string): PolicySpec {
 }
 
 /**
+ * The one spelling config rules are matched against, whatever the user typed: `registry/repository[:tag]
+ * [@digest]` with the registry lower-cased and without `:443`, Docker Hub names expanded
+ * (`alpine:3` → `docker.io/library/alpine:3`), `oci:<absolute dir>…` for layouts. Otherwise `GHCR.io/…`,
+ * `ghcr.io:443/…` or a Hub short name would reach the same repository while dodging the rule.
+ *
+ * @public
+ */
+export function canonicalReference(reference: string, cwd: string): string {
+  const parsed = parseReference(reference, { cwd });
+  if (parsed.kind === "layout") return formatReference(parsed);
+  return formatReference({ ...parsed, registry: parsed.registry.toLowerCase().replace(/:443$/, "") });
+}
+
+/**
  * Config rules whose `match` regex matches the **whole** reference (anchored: `ghcr\.io/acme/.*` does not
- * apply to `evil.example/ghcr.io/acme/x`, and a rule cannot be dodged by a longer reference).
+ * apply to `evil.example/ghcr.io/acme/x`, and a rule cannot be dodged by a longer reference). Pass the
+ * {@link canonicalReference}.
  *
  * @public
  */
@@ -207,8 +222,8 @@ export async function buildPolicies(
   cwd: string,
 ): Promise<Policy[]> {
   const specs: { spec: PolicySpec; where: string; base: string }[] = [];
-  if (!sources.noDefault) {
-    for (const rule of matchingRules(rules, reference)) {
+  if (!sources.noDefault && rules.length > 0) {
+    for (const rule of matchingRules(rules, canonicalReference(reference, cwd))) {
       specs.push({
         spec: parsePolicySpec(rule.policy, `config policy ${rule.match}`),
         where: rule.match,

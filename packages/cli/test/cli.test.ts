@@ -255,6 +255,25 @@ describe("policies (plumbing; evaluation pending @blobkit/policy-sigstore / poli
     expect(
       await buildPolicies("ghcr.io/acme/x:1", rules, { files: [], rego: [], noDefault: true }, "/"),
     ).toEqual([]);
+    // Every spelling of the same repository gets the rule: host case, :443, Docker Hub short names.
+    for (const spelling of [
+      "GHCR.io/acme/x:1",
+      "ghcr.io:443/acme/x:1",
+      `ghcr.io/acme/x@sha256:${"a".repeat(64)}`,
+    ]) {
+      const applied = await buildPolicies(spelling, rules, { files: [], rego: [], noDefault: false }, "/");
+      expect(applied, spelling).toHaveLength(1);
+    }
+    const hub = [{ match: "docker\\.io/library/alpine:.*", policy: rules[0]!.policy }];
+    for (const spelling of [
+      "alpine:3",
+      "docker.io/alpine:3",
+      "index.docker.io/library/alpine:3",
+      "Docker.IO/alpine:3",
+    ]) {
+      const applied = await buildPolicies(spelling, hub, { files: [], rego: [], noDefault: false }, "/");
+      expect(applied, spelling).toHaveLength(1);
+    }
     // provenance without a signer to trust is refused; Rego source must be compiled first.
     await expect(
       buildPolicies(

@@ -109,6 +109,7 @@ export async function readBody(
   response: Dispatcher.ResponseData,
   maxBytes: number,
   subject: string,
+  signal?: AbortSignal,
 ): Promise<Uint8Array> {
   const declared = Number(header(response.headers, "content-length") ?? Number.NaN);
   if (Number.isFinite(declared) && declared > maxBytes) {
@@ -137,6 +138,7 @@ export async function readBody(
       chunks.push(chunk);
     }
   } catch (error) {
+    if (signal?.aborted) throw signal.reason;
     if (isBlobError(error)) throw error;
     // A connection reset, a stall past the body timeout or a body shorter than its Content-Length.
     throw new BlobError(

@@ -315,6 +315,7 @@ export class RegistryStore implements OciStore {
       response,
       options.maxBytes ?? DEFAULT_MAX_MANIFEST_SIZE,
       `manifest ${subject}`,
+      options.signal,
     );
     const digest = sha256Digest(bytes);
     const claimed = firstHeader(response.headers, "docker-content-digest");
@@ -417,7 +418,7 @@ export class RegistryStore implements OciStore {
         signal: options.signal,
         subject: `${this.name} tags`,
       });
-      const body = await readBody(response, 16 * 1024 * 1024, `${this.name} tag list`);
+      const body = await readBody(response, 16 * 1024 * 1024, `${this.name} tag list`, options.signal);
       let tags: unknown;
       try {
         tags = (JSON.parse(new TextDecoder().decode(body)) as { tags?: unknown }).tags ?? [];
@@ -502,7 +503,7 @@ export class RegistryStore implements OciStore {
     });
     let bytes: Uint8Array;
     try {
-      bytes = await readBody(response, descriptor.size, `blob ${subject}`);
+      bytes = await readBody(response, descriptor.size, `blob ${subject}`, options.signal);
     } catch (error) {
       if (isBlobError(error, "ERR_LIMIT_EXCEEDED")) {
         throw new BlobError(
@@ -818,7 +819,7 @@ export class RegistryStore implements OciStore {
         }
         throw error;
       }
-      const body = await readBody(response, DEFAULT_MAX_MANIFEST_SIZE, `referrers of ${digest}`);
+      const body = await readBody(response, DEFAULT_MAX_MANIFEST_SIZE, `referrers of ${digest}`, signal);
       if (mediaTypeOf(firstHeader(response.headers, "content-type")) !== MEDIA_TYPE_OCI_INDEX) {
         if (all.length === 0) {
           this.#referrersApi = false;

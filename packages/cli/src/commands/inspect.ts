@@ -1,7 +1,7 @@
 import { humanBytes } from "../format.ts";
 import { array, integer, number, object, oneOf, referrerSchema, string, stringMap } from "../json-schema.ts";
 import type { CommandSpec } from "../spec.ts";
-import { arg, SKIP_CACHE } from "./common.ts";
+import { arg, policiesFor, SKIP_CACHE } from "./common.ts";
 
 export const inspect: CommandSpec = {
   name: "inspect",
@@ -37,8 +37,10 @@ export const inspect: CommandSpec = {
     referrers: array(referrerSchema),
   }),
   async action(ctx, args, opts) {
-    const client = await ctx.client();
-    const result = await client.inspect(ctx.ref(arg(args, "ref")), {
+    const reference = ctx.ref(arg(args, "ref"));
+    // The index lists every path, size and hash: it is content, so the config file's policy rules apply.
+    const client = await ctx.client({ policies: await policiesFor(ctx, reference) });
+    const result = await client.inspect(reference, {
       signal: ctx.signal,
       skipCache: opts.skipCache === true,
     });

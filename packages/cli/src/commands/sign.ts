@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { keylessSigner, keySigner, type SigstoreSigner } from "@blobkit/policy-sigstore";
-import { parseReference } from "@blobkit/registry";
+import { formatReference, parseReference } from "@blobkit/registry";
 import type { Context } from "../context.ts";
 import { CliError, EXIT } from "../exit-codes.ts";
 import { array, boolean, integer, object, oneOf, referrerSchema, string } from "../json-schema.ts";
@@ -120,15 +120,18 @@ export const sign: CommandSpec = {
       return;
     }
     const signature = await client.sign(reference, signer, { signal: ctx.signal });
-    const signed = await client.fetch(reference, { signal: ctx.signal, skipCache: true });
+    // Report the digest that was signed — the referrer's subject — not a fresh resolution of the tag, which
+    // may have moved since.
+    const referrer = await store.fetchManifest(signature.digest, { signal: ctx.signal });
+    const subject = (
+      JSON.parse(new TextDecoder().decode(referrer.bytes)) as { subject?: { digest?: string } }
+    ).subject?.digest;
+    if (subject === undefined)
+      throw new CliError("the signature names no subject", EXIT.ERROR, "ERR_INVALID_MANIFEST");
+    const signedReference = formatReference({ ...parsed, digest: subject });
     await ctx.result(
-      {
-        reference: signed.reference,
-        digest: signed.descriptor.digest,
-        signatureDigest: signature.digest,
-        status: "signed",
-      },
-      () => `Signed ${signed.reference}\n  signature ${signature.digest} (${signer.kind})`,
+      { reference: signedReference, digest: subject, signatureDigest: signature.digest, status: "signed" },
+      () => `Signed ${signedReference}\n  signature ${signature.digest} (${signer.kind})`,
     );
   },
 };
