@@ -135,6 +135,11 @@ export interface HttpUnauthorizedContext {
   url: URL;
   /** The `WWW-Authenticate` challenge of the answer, if any. */
   wwwAuthenticate: string | undefined;
+  /**
+   * The `Authorization` the refused request carried (`null`: none), so a token cache can tell "this token was
+   * refused" from "another request already refreshed it".
+   */
+  authorization: string | null;
   /** Aborted when the request is. */
   signal: AbortSignal;
 }
@@ -1262,9 +1267,10 @@ export class HttpSource implements ByteSource {
       ) {
         await discard(body);
         reauthorized = true;
-        const context = {
+        const context: HttpUnauthorizedContext = {
           url: target,
           wwwAuthenticate: header(response.headers, "www-authenticate"),
+          authorization: headers.authorization ?? null,
           signal: attempt.signal,
         };
         if (await this.#hook(() => this.#onUnauthorized!(context))) continue;

@@ -172,6 +172,8 @@ export class RegistryStore implements OciStore {
   readonly #monolithicMax: number;
   readonly #chunkSize: number;
   readonly #tagPageSize: number;
+  /** Retry and timeout settings, for registry requests and blob range reads alike. */
+  readonly #retrying: { retries: number; retryDelayMs: number; maxRetryDelayMs: number; timeoutMs: number };
   readonly #referrersMode: "auto" | "never";
   readonly #onRangeIgnored: "error" | "discard";
   /** Whether the referrers API exists: unknown until a push or a query tells. */
@@ -212,16 +214,19 @@ export class RegistryStore implements OciStore {
     this.#referrersMode = options.referrersApi ?? "auto";
     this.#referrersApi = this.#referrersMode === "never" ? false : undefined;
     this.#onRangeIgnored = options.onRangeIgnored ?? "error";
+    this.#retrying = {
+      retries: positive("retries", options.retries, 5, true),
+      retryDelayMs: positive("retryDelayMs", options.retryDelayMs, 200, true),
+      maxRetryDelayMs: positive("maxRetryDelayMs", options.maxRetryDelayMs, 10_000, true),
+      timeoutMs: positive("timeoutMs", options.timeoutMs, 60_000),
+    };
     this.#http = new RegistryHttp({
       host: this.host,
       scheme,
       auth: this.#auth,
       dispatcher: this.#dispatcher,
       userAgent: options.userAgent ?? DEFAULT_USER_AGENT,
-      retries: positive("retries", options.retries, 5, true),
-      retryDelayMs: positive("retryDelayMs", options.retryDelayMs, 200, true),
-      maxRetryDelayMs: positive("maxRetryDelayMs", options.maxRetryDelayMs, 10_000, true),
-      timeoutMs: positive("timeoutMs", options.timeoutMs, 60_000),
+      ...this.#retrying,
     });
   }
 
@@ -536,13 +541,18 @@ export class RegistryStore implements OciStore {
       // Named by its digest: the bytes cannot change, so a broken stream may always resume.
       immutable: true,
       dispatcher: this.#dispatcher,
+      retries: this.#retrying.retries,
+      retryDelayMs: this.#retrying.retryDelayMs,
+      maxRetryDelayMs: this.#retrying.maxRetryDelayMs,
+      // The registry's timeout bounds the wait for headers and between body chunks of range reads too.
+      idleTimeoutMs: this.#retrying.timeoutMs,
       onRangeIgnored: this.#onRangeIgnored,
       getHeaders: async ({ signal }): Promise<Record<string, string>> => {
         const authorization = await this.#auth.authorization(this.host, scopes, { signal });
         return authorization === undefined ? {} : { authorization };
       },
-      onUnauthorized: ({ wwwAuthenticate, signal }) =>
-        this.#auth.respond(this.host, scopes, wwwAuthenticate, { signal }),
+      onUnauthorized: ({ wwwAuthenticate, authorization, signal }) =>
+        this.#auth.respond(this.host, scopes, wwwAuthenticate, { signal, sent: authorization }),
     });
   }
 

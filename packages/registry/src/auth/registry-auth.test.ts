@@ -208,10 +208,31 @@ describe("RegistryAuth: bearer tokens", () => {
     const waiter = auth.respond(HOST, [], bearer(server.origin), { signal: controller.signal });
     setTimeout(() => controller.abort(new Error("gone")), 10);
     await expect(waiter).rejects.toThrow("gone");
-    // the shared request goes on and fails with nobody waiting: vitest would report an unhandled rejection
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    expect(server.seen).toHaveLength(1);
+    // the shared request goes on (a 500 is retried twice) and fails with nobody waiting: vitest would report
+    // an unhandled rejection
+    await new Promise((resolve) => setTimeout(resolve, 900));
+    expect(server.seen).toHaveLength(3);
     expect(await auth.authorization(HOST, [])).toBeUndefined();
+  });
+
+  it("asks a token endpoint that failed transiently (503, reset) again; a refusal is final", async () => {
+    let calls = 0;
+    const server = await serve((_seen, res, req) => {
+      calls++;
+      if (calls === 1) json(res, 503, {});
+      else if (calls === 2) req.socket.destroy();
+      else json(res, 200, { token: "after-retries" });
+    });
+    const auth = newAuth();
+    expect(await auth.respond(HOST, [], bearer(server.origin))).toBe(true);
+    expect(await auth.authorization(HOST, [])).toBe("Bearer after-retries");
+    expect(calls).toBe(3);
+    const refusing = await serve((_seen, res) => json(res, 401, {}));
+    const other = newAuth();
+    await expect(other.respond(HOST, [], bearer(refusing.origin))).rejects.toMatchObject({
+      code: "ERR_UNAUTHORIZED",
+    });
+    expect(refusing.seen).toHaveLength(1);
   });
 
   it("keeps tokens until expires_in minus a margin (default 60 s)", async () => {

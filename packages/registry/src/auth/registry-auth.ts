@@ -376,7 +376,7 @@ export class RegistryAuth {
       }
     }
     const authenticated = credential !== undefined;
-    const answer = await this.#tokenRequest(key, method, url, headers, body);
+    const answer = await this.#tokenRequestWithRetries(key, method, url, headers, body);
     const token =
       typeof answer.token === "string" && answer.token !== "" ? answer.token : answer.access_token;
     if (typeof token !== "string" || !HEADER_SAFE.test(token)) {
@@ -460,6 +460,31 @@ export class RegistryAuth {
     if (this.#dispatcher !== undefined) return this.#dispatcher;
     this.#ownAgent ??= new Agent({ connect: { timeout: Math.min(10_000, this.#timeoutMs) } });
     return this.#ownAgent;
+  }
+
+  /**
+   * {@link RegistryAuth.#tokenRequest}, sent again (twice at most, after 100 and 400 ms) when the token
+   * endpoint could not be reached or answered 408 / 429 / 5xx: one transient failure of the token service
+   * must not fail a pull. Refusals, timeouts and malformed answers are not retried.
+   */
+  async #tokenRequestWithRetries(
+    key: string,
+    method: "GET" | "POST",
+    start: URL,
+    headers: Record<string, string>,
+    body: string | undefined,
+  ): Promise<Record<string, unknown>> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#tokenRequest(key, method, start, headers, body);
+      } catch (error) {
+        const transient =
+          isBlobError(error, "ERR_NETWORK") &&
+          (error.reason === "token-endpoint" || error.reason === "token-endpoint-status");
+        if (!transient || attempt >= 2) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100 * 4 ** attempt));
+      }
+    }
   }
 
   /** One token request, redirects included, bounded by the timeout. Resolves the parsed JSON object. */
