@@ -209,8 +209,7 @@ export class ArchiveIndex {
     if (map !== undefined) return map.get(path) ?? -1;
     // Callers that look up many paths (walks, extractions, servers) get a string-keyed Map, built once the
     // lookups have paid for it; opening stays cheap for callers that read a handful of files.
-    if (++this.#finds > MAP_AFTER_FINDS)
-      return this.#buildMap().get(path) ?? -1;
+    if (++this.#finds > MAP_AFTER_FINDS) return this.#buildMap().get(path) ?? -1;
     const h = hashPathString(path);
     if (h === undefined) return -1; // lone surrogates: no UTF-8 form, so no entry can have this path
     const lookup = this.#lookup;
