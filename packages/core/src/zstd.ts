@@ -52,8 +52,10 @@ export function zstdCompress(data: Uint8Array, level: number = DEFAULT_ZSTD_LEVE
   const options = {
     params: { [ZSTD_c_compressionLevel]: level, [ZSTD_c_checksumFlag]: 1 },
     pledgedSrcSize: data.byteLength,
-    // One output chunk for the whole frame: the default 16 KiB chunks cost a thread-pool round trip each.
-    chunkSize: Math.max(64 * 1024, data.byteLength + (data.byteLength >> 7) + 1024),
+    // One output chunk for the whole frame (zstd's compress bound plus the frame header): the default 16 KiB
+    // chunks cost a thread-pool round trip each, and a fixed 64 KiB floor made every small file allocate
+    // (and the GC collect) a buffer many times its size.
+    chunkSize: data.byteLength + (data.byteLength >> 7) + 1024,
   } as zlib.ZstdOptions;
   if (data.byteLength <= SYNC_MAX) {
     try {
