@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { isBlobError } from "@blobkit/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningRegistry, startRegistry } from "../test/registry-server.ts";
-import { pseudoRandomBytes, RecordingAgent, writeTree } from "../test/support.ts";
+import { digestSigner, pseudoRandomBytes, RecordingAgent, writeTree } from "../test/support.ts";
 import { dockerCredentials, staticCredentials } from "./auth/index.ts";
 import { Client } from "./client.ts";
 
@@ -40,19 +40,7 @@ async function roundTrip(client: Client, ref: string): Promise<void> {
   } finally {
     await archive.close();
   }
-  const signature = await client.sign(ref, {
-    async sign(subject) {
-      return {
-        artifactType: "application/vnd.blobkit.test.sig",
-        layers: [
-          {
-            mediaType: "application/octet-stream",
-            bytes: new TextEncoder().encode(subject.descriptor.digest),
-          },
-        ],
-      };
-    },
-  });
+  const signature = await client.sign(ref, digestSigner);
   expect((await client.referrers(ref)).map((r) => r.digest)).toEqual([signature.digest]);
   expect((await client.fetch(ref.replace(/:v1$/, ":extra"))).descriptor.digest).toBe(
     pushed.descriptor.digest,

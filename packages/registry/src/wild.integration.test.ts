@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { isBlobError } from "@blobkit/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningRegistry, startRegistry } from "../test/registry-server.ts";
-import { pseudoRandomBytes, type TreeFile, writeTree } from "../test/support.ts";
+import { digestSigner, pseudoRandomBytes, type TreeFile, writeTree } from "../test/support.ts";
 import { startWildProxy } from "../test/wild-proxy.ts";
 import { anonymousCredentials, staticCredentials } from "./auth/index.ts";
 import { Client } from "./client.ts";
@@ -140,19 +140,7 @@ describe("a registry that sends 429 bursts and has no referrers API", () => {
         await archive.close();
       }
       expect(proxy.throttled()).toBe(5);
-      const signature = await client.sign(ref, {
-        async sign(subject) {
-          return {
-            artifactType: "application/vnd.blobkit.test.sig",
-            layers: [
-              {
-                mediaType: "application/octet-stream",
-                bytes: new TextEncoder().encode(subject.descriptor.digest),
-              },
-            ],
-          };
-        },
-      });
+      const signature = await client.sign(ref, digestSigner);
       expect((await client.referrers(ref)).map((r) => r.digest)).toEqual([signature.digest]);
       // The referrers endpoint answered 404, so the tag schema was used.
       const hex = pushed.descriptor.digest.slice("sha256:".length);

@@ -1,6 +1,7 @@
 import { chmod, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Agent, type Dispatcher } from "undici";
+import type { Signer } from "../src/policy.ts";
 
 /** Deterministic incompressible bytes (core's test helper). */
 export { pseudoRandomBytes } from "../../core/src/test-support/build-archive.ts";
@@ -69,3 +70,15 @@ export class RecordingAgent extends Agent {
     this.requests.length = 0;
   }
 }
+
+/** A test signer whose single layer is the signed digest (real signers live in policy-sigstore). */
+export const digestSigner: Signer = {
+  async sign(subject) {
+    return {
+      artifactType: "application/vnd.blobkit.test.sig",
+      layers: [
+        { mediaType: "application/octet-stream", bytes: new TextEncoder().encode(subject.descriptor.digest) },
+      ],
+    };
+  },
+};
