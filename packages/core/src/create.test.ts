@@ -1,6 +1,14 @@
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, renameSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  symlinkSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
@@ -11,6 +19,7 @@ import {
   type CreateProgress,
   type CreateResult,
   createArchive,
+  createArchiveInternal,
 } from "./create.ts";
 import { sha256Hex } from "./digest.ts";
 import { isBlobError } from "./errors.ts";
@@ -673,6 +682,154 @@ describe("createArchive — directories", () => {
     expect(decoded.contents.get("dir42/file7.txt")!.toString()).toBe("content of 42/7\n".repeat(8));
     expect(decoded.index.get("dir42/file79.txt")!.compression).toBe("zstd");
   }, 30_000);
+});
+
+describe("createArchive — small files on worker threads", () => {
+  const withThreads = (threads: number) =>
+    async function createWith(
+      root: string,
+      options: CreateOptions = {},
+    ): Promise<{ result: CreateResult; data: Buffer }> {
+      const sink = nodeSink();
+      const result = await createArchiveInternal(root, sink.stream, options, { smallFileThreads: threads });
+      const data = sink.bytes();
+      await verify(result, data);
+      return { result, data };
+    };
+
+  it("gives byte-identical archives with and without worker threads", async () => {
+    const root = tempDir();
+    const files: Record<string, string | Uint8Array> = {};
+    for (let i = 0; i < 300; i++) {
+      const kind = i % 6;
+      files[`d${i % 7}/f${i}${kind === 3 ? ".png" : ".txt"}`] =
+        kind === 0
+          ? ""
+          : kind === 1
+            ? randomBytes(1000 + i * 10)
+            : kind === 2
+              ? `tiny ${i}`
+              : compressible(500 + i * 400);
+    }
+    // Around the pool's size limit (128 KiB) and the streaming threshold.
+    files["edge/at-limit.txt"] = compressible(128 * 1024);
+    files["edge/above-limit.txt"] = compressible(128 * 1024 + 1);
+    files["edge/streamed.txt"] = compressible(CREATE_BUFFER_THRESHOLD + 1);
+    writeTree(root, files);
+    const options: CreateOptions = { deterministic: { mtime: new Date(0), uid: 0, gid: 0 }, dedupe: true };
+    const local = await withThreads(0)(root, options);
+    for (const threads of [1, 2, 3]) {
+      const pooled = await withThreads(threads)(root, options);
+      expect(Buffer.compare(pooled.result.index, local.result.index), `threads ${threads}`).toBe(0);
+      expect(pooled.data.equals(local.data), `threads ${threads}`).toBe(true);
+    }
+  });
+
+  it("falls back to the calling thread when the workers cannot start", async () => {
+    const root = tempDir();
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < 50; i++) files[`f${i}.txt`] = compressible(1500 + i * 300);
+    writeTree(root, files);
+    const local = await withThreads(0)(root);
+    const sink = nodeSink();
+    const result = await createArchiveInternal(
+      root,
+      sink.stream,
+      {},
+      { smallFileThreads: 2, smallFileWorker: new URL("./no-such-worker.js", import.meta.url) },
+    );
+    expect(Buffer.compare(result.index, local.result.index)).toBe(0);
+    expect(sink.bytes().equals(local.data)).toBe(true);
+  });
+
+  it("reports files changed after the scan with the same typed errors", async () => {
+    const scenarios: {
+      name: string;
+      strict?: boolean;
+      change: (root: string) => void;
+      reason: string;
+      /** The first file (in path order) the change affects. */
+      subject?: string;
+    }[] = [
+      { name: "shrunk", change: (root) => truncateSync(join(root, "m/b.txt"), 100), reason: "size-changed" },
+      {
+        name: "replaced",
+        change: (root) => {
+          writeFileSync(join(root, "new"), compressible(3000));
+          renameSync(join(root, "new"), join(root, "m/b.txt"));
+        },
+        reason: "replaced",
+      },
+      {
+        name: "metadata",
+        strict: true,
+        change: (root) => utimesSync(join(root, "m/b.txt"), 1, 1),
+        reason: "metadata-changed",
+      },
+      {
+        name: "directory swapped for a symlink",
+        change: (root) => {
+          const outside = tempDir();
+          writeTree(outside, { "b.txt": compressible(3000) });
+          renameSync(join(root, "m"), join(root, "m-old"));
+          symlinkSync(outside, join(root, "m"));
+        },
+        reason: "replaced",
+        subject: "m/a.txt",
+      },
+    ];
+    for (const scenario of scenarios) {
+      for (const threads of [0, 2]) {
+        const root = tempDir();
+        writeTree(root, { "m/a.txt": compressible(5000), "m/b.txt": compressible(3000), "z.txt": "z" });
+        const error = await rejection(
+          withThreads(threads)(root, {
+            changeDetection: scenario.strict ? "strict" : "none",
+            onProgress: (e) => {
+              if (e.stage === "scanning" && e.filesTotal > 0) scenario.change(root);
+            },
+          }),
+        );
+        const label = `${scenario.name}, ${threads} threads`;
+        expect(isBlobError(error, "ERR_FILE_CHANGED") && error.reason, label).toBe(scenario.reason);
+        expect((error as { subject?: string }).subject, label).toBe(scenario.subject ?? "m/b.txt");
+      }
+    }
+  });
+
+  it("an abort while the workers are busy rejects with signal.reason and stops the threads", async () => {
+    const root = tempDir();
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < 2000; i++) files[`d${i % 10}/f${i}.txt`] = compressible(2000 + (i % 50) * 100);
+    writeTree(root, files);
+    const threads = (): number =>
+      Number(/^Threads:\s+(\d+)/m.exec(readFileSync("/proc/self/status", "utf8"))![1]);
+    // A first run starts whatever helper threads Node keeps for good (libuv, V8 platform).
+    await withThreads(2)(root);
+    const before = threads();
+    const controller = new AbortController();
+    const reason = new Error("stop");
+    const sink = nodeSink();
+    let writes = 0;
+    const error = await rejection(
+      createArchiveInternal(
+        root,
+        sink.stream,
+        {
+          signal: controller.signal,
+          onProgress: (e) => {
+            if (e.stage === "writing" && ++writes === 100) controller.abort(reason);
+          },
+        },
+        { smallFileThreads: 2 },
+      ),
+    );
+    expect(error).toBe(reason);
+    expect(writes).toBeLessThan(2000);
+    expect(sink.stream.destroyed).toBe(true);
+    // The workers are gone once the promise settled.
+    expect(threads()).toBe(before);
+  });
 });
 
 describe("createArchive — determinism", () => {

@@ -10,17 +10,30 @@
  *   run on libuv's thread pool), but their stored bytes reach the data stream strictly in sorted order.
  *   Bytes produced ahead of the stream's position count against an in-flight budget, so memory stays
  *   bounded by `IN_FLIGHT_BUDGET` + one buffered file per worker, never by the data blob.
+ * - A directory with many small files hands them, in batches of consecutive paths, to worker threads that
+ *   read, hash and compress them (`create-pool.ts`): per-file zstd and SHA-256 calls are too short for the
+ *   thread pool to pay, so on the calling thread they kept one core busy and the others idle.
  * - Files up to `BUFFER_THRESHOLD` are read whole and compressed in one shot, so a zstd result that is not
  *   smaller than the input can be dropped in favour of the raw bytes. Larger files are streamed through one
  *   zstd encoder session (one valid zstd stream per entry); their frame is kept even if it did not shrink.
  */
 import { createHash } from "node:crypto";
 import type { BigIntStats, Dirent } from "node:fs";
-import { closeSync, constants as fsConstants, promises as fsp, fstatSync, openSync, readSync } from "node:fs";
+import { promises as fsp, lstatSync, readdirSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import type * as zlib from "node:zlib";
+import { SmallFilePool, WORKER_FAILED } from "./create-pool.ts";
+import {
+  fileChanged,
+  ioError,
+  OPEN_FLAGS,
+  readSmallFileSync,
+  type SmallFileResult,
+  type SmallFileTask,
+  storeSmallFileSync,
+} from "./create-small.ts";
 import { bytesToHex, sha256Async, sha256Digest } from "./digest.ts";
 import { BlobError, isBlobError, throwIfAborted } from "./errors.ts";
 import { encodeIndex } from "./format/index-codec.ts";
@@ -92,8 +105,17 @@ const IN_FLIGHT_BUDGET = 16 * 1024 * 1024;
 const STREAM_CHUNK = 1024 * 1024;
 /** Most files a worker may run ahead of the write position, whatever their size (empty files cost nothing). */
 const MAX_AHEAD = 4096;
-/** Parallel `lstat` calls while scanning a directory. */
-const LSTAT_PARALLELISM = 32;
+/** Directory entries the scan handles between two yields to the event loop. */
+const SCAN_YIELD_EVERY = 2048;
+/** Files up to this size are stored by the small-file worker pool, in batches (see `create-pool.ts`). */
+const POOL_FILE_MAX = 128 * 1024;
+/** Fewest such files that make starting worker threads (a few tens of milliseconds) worth it. */
+const POOL_MIN_FILES = 256;
+/** Most worker threads, whatever the core count: each holds its own V8 heap. */
+const POOL_MAX_THREADS = 8;
+/** A batch for the pool: at most this many files and bytes (a batch is one message each way). */
+const BATCH_FILES = 64;
+const BATCH_BYTES = 1024 * 1024;
 
 /** Why an item of the source tree was left out of the archive. @public */
 export type SkippedKind = "symlink" | "socket" | "fifo" | "device" | "other" | "non-utf8-name";
@@ -269,6 +291,13 @@ export interface CreateResult {
 export interface InternalCreateOptions {
   /** Relative `/`-separated paths (files or directories) of the source directory to leave out, silently. */
   exclude?: readonly string[];
+  /**
+   * Worker threads for small files; 0 keeps everything on the calling thread. Default: one per core (up to
+   * 8) when the tree has at least 256 small files, else none. Tests set it to exercise both paths.
+   */
+  smallFileThreads?: number;
+  /** Replaces the small-file worker script (tests of a worker that cannot start). */
+  smallFileWorker?: URL;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -412,6 +441,8 @@ type ItemSource =
   | { kind: "string"; text: string }
   | { kind: "stream"; open: () => ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> };
 
+type FileSource = Extract<ItemSource, { kind: "file" }>;
+
 interface Item {
   path: string;
   /** Exact size when known (files, bytes, strings, declared streams). */
@@ -434,13 +465,6 @@ function fileTooLarge(path: string, size: number, max: number): BlobError {
   });
 }
 
-function ioError(message: string, cause: unknown, subject?: string): BlobError {
-  return new BlobError("ERR_IO", `${message}: ${(cause as Error)?.message ?? String(cause)}`, {
-    cause,
-    subject,
-  });
-}
-
 function kindOf(st: {
   isSymbolicLink(): boolean;
   isFIFO(): boolean;
@@ -458,12 +482,18 @@ function kindOf(st: {
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 const lossyUtf8 = new TextDecoder("utf-8");
 
+/**
+ * Lists the regular files under `root` (metadata only). `smallFiles` is told once, when the scan has found
+ * `smallFiles.after` files small enough for the worker pool, so the pool starts while the scan goes on.
+ */
 async function scanDirectory(
   root: string,
   opts: Resolved,
   skipped: SkippedFile[],
   internal: InternalCreateOptions,
+  smallFiles: { after: number; found: () => void },
 ): Promise<Item[]> {
+  let small = 0;
   let rootStat: BigIntStats;
   try {
     rootStat = await fsp.stat(root, { bigint: true });
@@ -482,12 +512,21 @@ async function scanDirectory(
   const exclude = new Set(internal.exclude ?? []);
   const items: Item[] = [];
   const stack: { abs: string; rel: string }[] = [{ abs: root, rel: "" }];
+  // Synchronous readdir and lstat: a few microseconds each, where a thread-pool round trip per call made
+  // the scan of a tree of many small files take as long as compressing it. The loop yields to the event loop
+  // every few thousand entries so an abort is still seen promptly.
+  let sinceYield = 0;
   while (stack.length > 0) {
+    if (sinceYield >= SCAN_YIELD_EVERY) {
+      sinceYield = 0;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
     throwIfAborted(opts.signal);
     const dir = stack.pop()!;
     let dirents: Dirent<Buffer>[];
     try {
-      dirents = (await fsp.readdir(dir.abs, { withFileTypes: true, encoding: "buffer" })) as Dirent<Buffer>[];
+      dirents = readdirSync(dir.abs, { withFileTypes: true, encoding: "buffer" }) as Dirent<Buffer>[];
+      sinceYield += dirents.length + 1;
     } catch (cause) {
       throw ioError(`cannot read directory ${dir.rel || "."}`, cause, dir.rel || ".");
     }
@@ -520,53 +559,44 @@ async function scanDirectory(
         files.push({ abs, rel });
       }
     }
-    for (let i = 0; i < files.length; i += LSTAT_PARALLELISM) {
-      throwIfAborted(opts.signal);
-      const batch = files.slice(i, i + LSTAT_PARALLELISM);
-      const stats = await Promise.all(
-        batch.map(async (f) => {
-          try {
-            return await fsp.lstat(f.abs, { bigint: true });
-          } catch (cause) {
-            // Vanished between readdir and lstat: it was never part of a consistent snapshot.
-            if ((cause as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-            throw ioError(`cannot stat ${f.rel}`, cause, f.rel);
-          }
-        }),
-      );
-      for (let j = 0; j < batch.length; j++) {
-        const f = batch[j]!;
-        const st = stats[j];
-        if (st === undefined) continue;
-        if (st.isDirectory()) {
-          stack.push({ abs: f.abs, rel: `${f.rel}/` });
-          continue;
-        }
-        if (!st.isFile()) {
-          skipped.push({ path: f.rel, kind: kindOf(st) });
-          continue;
-        }
-        assertArchivePath(f.rel, opts.limits.maxPathLength);
-        const size = Number(st.size);
-        if (size > opts.limits.maxFileSize) throw fileTooLarge(f.rel, size, opts.limits.maxFileSize);
-        if (items.length >= opts.maxFiles) throw tooManyFiles(opts.maxFiles);
-        items.push({
-          path: f.rel,
-          size,
-          mode: Number(st.mode & 0o777n),
-          uid: Number(st.uid),
-          gid: Number(st.gid),
-          mtimeNs: st.mtimeNs,
-          source: {
-            kind: "file",
-            abs: f.abs,
-            dev: st.dev,
-            ino: st.ino,
-            mtimeNs: st.mtimeNs,
-            rawMode: Number(st.mode),
-          },
-        });
+    for (const f of files) {
+      let st: BigIntStats | undefined;
+      try {
+        st = lstatSync(f.abs, { bigint: true, throwIfNoEntry: false });
+      } catch (cause) {
+        throw ioError(`cannot stat ${f.rel}`, cause, f.rel);
       }
+      // Vanished between readdir and lstat: it was never part of a consistent snapshot.
+      if (st === undefined) continue;
+      if (st.isDirectory()) {
+        stack.push({ abs: f.abs, rel: `${f.rel}/` });
+        continue;
+      }
+      if (!st.isFile()) {
+        skipped.push({ path: f.rel, kind: kindOf(st) });
+        continue;
+      }
+      assertArchivePath(f.rel, opts.limits.maxPathLength);
+      const size = Number(st.size);
+      if (size > opts.limits.maxFileSize) throw fileTooLarge(f.rel, size, opts.limits.maxFileSize);
+      if (items.length >= opts.maxFiles) throw tooManyFiles(opts.maxFiles);
+      if (size <= POOL_FILE_MAX && ++small === smallFiles.after) smallFiles.found();
+      items.push({
+        path: f.rel,
+        size,
+        mode: Number(st.mode & 0o777n),
+        uid: Number(st.uid),
+        gid: Number(st.gid),
+        mtimeNs: st.mtimeNs,
+        source: {
+          kind: "file",
+          abs: f.abs,
+          dev: st.dev,
+          ino: st.ino,
+          mtimeNs: st.mtimeNs,
+          rawMode: Number(st.mode),
+        },
+      });
     }
   }
   return items;
@@ -829,19 +859,6 @@ interface ContentReader {
   close(): Promise<void>;
 }
 
-function changed(path: string, message: string, reason: string): BlobError {
-  return new BlobError("ERR_FILE_CHANGED", `file changed during archive creation: ${path}: ${message}`, {
-    reason,
-    subject: path,
-  });
-}
-
-const OPEN_FLAGS =
-  fsConstants.O_RDONLY |
-  ((fsConstants as { O_NOFOLLOW?: number }).O_NOFOLLOW ?? 0) |
-  // A file swapped for a FIFO after the scan must not block a thread-pool thread forever.
-  ((fsConstants as { O_NONBLOCK?: number }).O_NONBLOCK ?? 0);
-
 /**
  * Files up to this size are read with synchronous calls on the calling thread: open, fstat, read and close
  * of a small file cost a few microseconds each, while four thread-pool round trips (plus their promises)
@@ -849,75 +866,40 @@ const OPEN_FLAGS =
  */
 const SYNC_READ_MAX = 64 * 1024;
 
-/** {@link openFile} for a small file: read whole now, with the same checks, and served from memory. */
-function readSmallFile(
-  item: Item,
-  source: Extract<ItemSource, { kind: "file" }>,
-  opts: Resolved,
-  co: Coordinator,
-): ContentReader {
-  const path = item.path;
-  const expected = item.size ?? 0;
-  co.check();
-  let fd: number;
-  try {
-    fd = openSync(source.abs, OPEN_FLAGS);
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR") {
-      throw changed(path, "it was removed or replaced by a symlink", "replaced");
-    }
-    throw ioError(`cannot open ${path}`, cause, path);
-  }
-  let bytes: Buffer;
-  try {
-    const st = fstatSync(fd, { bigint: true });
-    if (!st.isFile()) throw changed(path, "it is no longer a regular file", "replaced");
-    if (st.dev !== source.dev || st.ino !== source.ino) {
-      throw changed(path, "the opened file is not the scanned one", "replaced");
-    }
-    bytes = Buffer.allocUnsafe(expected);
-    let filled = 0;
-    while (filled < expected) {
-      const read = readSync(fd, bytes, filled, expected - filled, filled);
-      if (read === 0) throw changed(path, `read ${filled} bytes, expected ${expected}`, "size-changed");
-      filled += read;
-    }
-    if (opts.strict) {
-      const after = fstatSync(fd, { bigint: true });
-      if (
-        Number(after.size) !== expected ||
-        after.mtimeNs !== source.mtimeNs ||
-        Number(after.mode) !== source.rawMode
-      ) {
-        throw changed(path, "size, mtime or mode changed while it was read", "metadata-changed");
-      }
-    }
-  } catch (error) {
-    if (isBlobError(error)) throw error;
-    throw ioError(`cannot read ${path}`, error, path);
-  } finally {
-    closeSync(fd);
-  }
-  return openBytes(bytes);
+/** What the small-file step needs to know about `item`. */
+function smallFileTask(item: Item, source: FileSource, opts: Resolved): SmallFileTask {
+  const size = item.size ?? 0;
+  return {
+    path: item.path,
+    abs: source.abs,
+    size,
+    dev: source.dev,
+    ino: source.ino,
+    mtimeNs: source.mtimeNs,
+    rawMode: source.rawMode,
+    compress: shouldCompress(opts, item.path, size),
+  };
 }
 
 async function openFile(
   item: Item,
-  source: Extract<ItemSource, { kind: "file" }>,
+  source: FileSource,
   opts: Resolved,
   co: Coordinator,
 ): Promise<ContentReader> {
   const path = item.path;
   const expected = item.size ?? 0;
-  if (expected <= SYNC_READ_MAX) return readSmallFile(item, source, opts, co);
+  if (expected <= SYNC_READ_MAX) {
+    co.check();
+    return openBytes(readSmallFileSync(smallFileTask(item, source, opts), opts.strict));
+  }
   let fh: FileHandle;
   try {
     fh = await fsp.open(source.abs, OPEN_FLAGS);
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
     if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR") {
-      throw changed(path, "it was removed or replaced by a symlink", "replaced");
+      throw fileChanged(path, "it was removed or replaced by a symlink", "replaced");
     }
     throw ioError(`cannot open ${path}`, cause, path);
   }
@@ -932,9 +914,9 @@ async function openFile(
   co.cleanups.add(cleanup);
   try {
     const st = await fh.stat({ bigint: true });
-    if (!st.isFile()) throw changed(path, "it is no longer a regular file", "replaced");
+    if (!st.isFile()) throw fileChanged(path, "it is no longer a regular file", "replaced");
     if (st.dev !== source.dev || st.ino !== source.ino) {
-      throw changed(path, "the opened file is not the scanned one", "replaced");
+      throw fileChanged(path, "the opened file is not the scanned one", "replaced");
     }
   } catch (error) {
     await close();
@@ -951,7 +933,7 @@ async function openFile(
         co.check();
         const { bytesRead } = await fh.read(buffer, filled, buffer.length - filled, position + filled);
         if (bytesRead === 0) {
-          throw changed(path, `read ${position + filled} bytes, expected ${expected}`, "size-changed");
+          throw fileChanged(path, `read ${position + filled} bytes, expected ${expected}`, "size-changed");
         }
         filled += bytesRead;
       }
@@ -966,7 +948,7 @@ async function openFile(
         st.mtimeNs !== source.mtimeNs ||
         Number(st.mode) !== source.rawMode
       ) {
-        throw changed(path, "size, mtime or mode changed while it was read", "metadata-changed");
+        throw fileChanged(path, "size, mtime or mode changed while it was read", "metadata-changed");
       }
     },
     close,
@@ -1062,7 +1044,7 @@ function openStream(
         if (r.done) {
           ended = true;
           if (item.size !== undefined && total !== item.size) {
-            throw changed(path, `produced ${total} bytes, declared ${item.size}`, "size-changed");
+            throw fileChanged(path, `produced ${total} bytes, declared ${item.size}`, "size-changed");
           }
           continue;
         }
@@ -1077,7 +1059,7 @@ function openStream(
         if (value.byteLength === 0) continue;
         total += value.byteLength;
         if (item.size !== undefined && total > item.size) {
-          throw changed(path, `produced more than the declared ${item.size} bytes`, "size-changed");
+          throw fileChanged(path, `produced more than the declared ${item.size} bytes`, "size-changed");
         }
         pending = value;
       }
@@ -1319,6 +1301,62 @@ async function processItem(p: Pipeline, item: Item, job: Job, index: number): Pr
   }
 }
 
+function newJob(): Job {
+  return {
+    chunks: [],
+    done: false,
+    size: 0,
+    storedSize: 0,
+    sha256: new Uint8Array(0),
+    compression: "none",
+    buffered: false,
+  };
+}
+
+/** Whether the small-file pool can store `item`: a file from disk of at most `POOL_FILE_MAX` bytes. */
+function isPoolable(item: Item): boolean {
+  return item.source.kind === "file" && item.size !== undefined && item.size <= POOL_FILE_MAX;
+}
+
+/** Stores consecutive small files (`items`, the first at `index`) on the pool and completes their jobs. */
+async function processBatch(
+  p: Pipeline,
+  pool: SmallFilePool,
+  items: Item[],
+  jobs: Job[],
+  index: number,
+  bytes: number,
+): Promise<void> {
+  const { co, opts } = p;
+  co.check();
+  await p.acquire(bytes, index);
+  const tasks = items.map((item) => smallFileTask(item, item.source as FileSource, opts));
+  let results: SmallFileResult[];
+  try {
+    results = await co.race(pool.run(tasks));
+  } catch (error) {
+    // Workers that cannot run (a bundler that left the worker script behind, a thread that died) slow
+    // the creation down but must not fail it: the calling thread does the same work.
+    if (co.failed || !isBlobError(error, "ERR_IO") || error.reason !== WORKER_FAILED) throw error;
+    results = tasks.map((task) => storeSmallFileSync(task, opts.strict, opts.level));
+  }
+  let storedTotal = 0;
+  for (let k = 0; k < jobs.length; k++) {
+    const job = jobs[k]!;
+    const result = results[k]!;
+    if (result.stored.byteLength > 0) job.chunks.push(result.stored);
+    job.size = tasks[k]!.size;
+    job.storedSize = result.stored.byteLength;
+    job.sha256 = result.sha256;
+    job.compression = result.zstd ? "zstd" : "none";
+    job.buffered = true;
+    job.done = true;
+    storedTotal += result.stored.byteLength;
+  }
+  p.release(bytes - storedTotal);
+  co.notify();
+}
+
 interface WriteOutcome {
   entries: IndexEntryInput[];
   dataSize: number;
@@ -1334,6 +1372,7 @@ async function writeItems(
   co: Coordinator,
   progress: (event: CreateProgress) => void,
   knownBytesTotal: number,
+  pool: SmallFilePool | undefined,
 ): Promise<WriteOutcome> {
   const jobs: (Job | undefined)[] = new Array(items.length);
   let next = 0;
@@ -1356,16 +1395,33 @@ async function writeItems(
     for (;;) {
       await co.waitUntil(() => next >= items.length || next < head + MAX_AHEAD);
       if (next >= items.length) return;
-      const index = next++;
-      const job: Job = {
-        chunks: [],
-        done: false,
-        size: 0,
-        storedSize: 0,
-        sha256: new Uint8Array(0),
-        compression: "none",
-        buffered: false,
-      };
+      const index = next;
+      if (pool !== undefined && isPoolable(items[index]!)) {
+        // A run of small files in sorted order becomes one batch for the pool.
+        let end = index + 1;
+        let bytes = items[index]!.size!;
+        while (
+          end < items.length &&
+          end - index < BATCH_FILES &&
+          end < head + MAX_AHEAD &&
+          isPoolable(items[end]!) &&
+          bytes + items[end]!.size! <= BATCH_BYTES
+        ) {
+          bytes += items[end]!.size!;
+          end++;
+        }
+        next = end;
+        const batch: Job[] = [];
+        for (let i = index; i < end; i++) {
+          const job = newJob();
+          jobs[i] = job;
+          batch.push(job);
+        }
+        await processBatch(pipeline, pool, items.slice(index, end), batch, index, bytes);
+        continue;
+      }
+      next++;
+      const job = newJob();
       jobs[index] = job;
       await processItem(pipeline, items[index]!, job, index);
     }
@@ -1471,7 +1527,9 @@ async function writeItems(
  * - Metadata: `mode & 0o777`, uid/gid and nanosecond mtime from `lstat` (see `deterministic`).
  * - `data` is ended (Node) or closed (web) on success, so the promise resolves after every byte was accepted;
  *   on failure it is destroyed (Node, without an error event) or aborted (web).
- * - Memory is bounded: file metadata, a 64 MiB in-flight budget and one buffered file (≤ 4 MiB) per worker.
+ * - Memory is bounded: file metadata, a 16 MiB in-flight budget and one buffered file (≤ 4 MiB) per worker.
+ * - Trees of many small files use worker threads (one per core, up to 8) for reading, hashing and
+ *   compressing them; they are stopped before the promise settles.
  *
  * @throws BlobError `ERR_INVALID_ARGUMENT` (bad option, duplicate path), `ERR_INVALID_PATH`,
  *   `ERR_LIMIT_EXCEEDED` (`too-many-files`, `file-too-large`, `index-too-large`), `ERR_FILE_CHANGED`,
@@ -1508,12 +1566,23 @@ export async function createArchiveInternal(
     if (opts.onProgress === undefined) return;
     opts.onProgress(event);
   };
+  // Small files of a directory go to worker threads once there are enough of them to pay for starting
+  // the threads; a test setting `smallFileThreads` starts them at the first small file.
+  const threads = internal.smallFileThreads ?? Math.min(availableParallelism(), POOL_MAX_THREADS);
+  let pool: SmallFilePool | undefined;
+  const smallFiles = {
+    after: threads === 0 ? 0 : internal.smallFileThreads === undefined ? POOL_MIN_FILES : 1,
+    found(): void {
+      pool = new SmallFilePool(threads, opts.strict, opts.level, internal.smallFileWorker);
+      co.cleanups.add(() => void pool?.close());
+    },
+  };
   try {
     progress({ stage: "scanning", filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 });
     const skipped: SkippedFile[] = [];
     const items =
       typeof input === "string"
-        ? await co.race(scanDirectory(input, opts, skipped, internal))
+        ? await co.race(scanDirectory(input, opts, skipped, internal, smallFiles))
         : await co.race(collectInputs(input, opts));
     sortItems(items);
     skipped.sort((a, b) => comparePaths(a.path, b.path));
@@ -1528,7 +1597,7 @@ export async function createArchiveInternal(
     });
     co.check();
 
-    const written = await writeItems(items, out, opts, co, progress, knownBytes);
+    const written = await writeItems(items, out, opts, co, progress, knownBytes, pool);
     await out.close();
 
     const index = encodeIndex({
@@ -1567,5 +1636,6 @@ export async function createArchiveInternal(
     throw reason;
   } finally {
     signal?.removeEventListener("abort", onAbort);
+    await pool?.close();
   }
 }

@@ -48,8 +48,32 @@ export function assertZstdLevel(level: number): void {
  * @internal
  */
 export function zstdCompress(data: Uint8Array, level: number = DEFAULT_ZSTD_LEVEL): Promise<Uint8Array> {
-  if (data.byteLength === 0) return Promise.resolve(new Uint8Array(0));
-  const options = {
+  if (data.byteLength <= SYNC_MAX) {
+    try {
+      return Promise.resolve(zstdCompressSync(data, level));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+  return new Promise((resolve, reject) => {
+    zlib.zstdCompress(data, compressOptions(data, level), (error, result) =>
+      error ? reject(error) : resolve(result),
+    );
+  });
+}
+
+/**
+ * {@link zstdCompress} on the calling thread, whatever the size (for small files, and for worker threads).
+ *
+ * @internal
+ */
+export function zstdCompressSync(data: Uint8Array, level: number = DEFAULT_ZSTD_LEVEL): Uint8Array {
+  if (data.byteLength === 0) return new Uint8Array(0);
+  return zlib.zstdCompressSync(data, compressOptions(data, level));
+}
+
+function compressOptions(data: Uint8Array, level: number): zlib.ZstdOptions {
+  return {
     params: { [ZSTD_c_compressionLevel]: level, [ZSTD_c_checksumFlag]: 1 },
     pledgedSrcSize: data.byteLength,
     // One output chunk for the whole frame (zstd's compress bound plus the frame header): the default 16 KiB
@@ -57,16 +81,6 @@ export function zstdCompress(data: Uint8Array, level: number = DEFAULT_ZSTD_LEVE
     // (and the GC collect) a buffer many times its size.
     chunkSize: data.byteLength + (data.byteLength >> 7) + 1024,
   } as zlib.ZstdOptions;
-  if (data.byteLength <= SYNC_MAX) {
-    try {
-      return Promise.resolve(zlib.zstdCompressSync(data, options));
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-  return new Promise((resolve, reject) => {
-    zlib.zstdCompress(data, options, (error, result) => (error ? reject(error) : resolve(result)));
-  });
 }
 
 /** Inputs smaller than this are never probed: compressing them whole is as cheap as the probe. */

@@ -1,0 +1,153 @@
+/**
+ * The synchronous small-file step of archive creation: open, check, read, hash and compress one small file
+ * of a directory in one go. Archive creation runs it on worker threads (see `create-pool.ts`) when a tree
+ * has many small files, and on the calling thread otherwise; both give the same bytes and the same errors.
+ *
+ * Internal module.
+ */
+import { createHash } from "node:crypto";
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from "node:fs";
+import { BlobError, type BlobErrorCode, isBlobError } from "./errors.ts";
+import { zstdCompressSync } from "./zstd.ts";
+
+/** What the scan learnt about a small file, and what to do with it. Plain data: it crosses to workers. */
+export interface SmallFileTask {
+  /** Archive path (for errors). */
+  path: string;
+  /** Absolute path on disk. */
+  abs: string;
+  /** Size at scan time: exactly this many bytes are read. */
+  size: number;
+  dev: bigint;
+  ino: bigint;
+  mtimeNs: bigint;
+  rawMode: number;
+  /** Try zstd (the skip-compression rules already applied). */
+  compress: boolean;
+}
+
+/** The stored form of a small file. */
+export interface SmallFileResult {
+  sha256: Uint8Array;
+  /** The bytes that go into the data blob: zstd frame, or the raw bytes when zstd did not shrink them. */
+  stored: Uint8Array;
+  zstd: boolean;
+}
+
+/** `ERR_FILE_CHANGED` for a source file that changed between the scan and the read. */
+export function fileChanged(path: string, message: string, reason: string): BlobError {
+  return new BlobError("ERR_FILE_CHANGED", `file changed during archive creation: ${path}: ${message}`, {
+    reason,
+    subject: path,
+  });
+}
+
+/** `ERR_IO` naming what failed and why. */
+export function ioError(message: string, cause: unknown, subject?: string): BlobError {
+  return new BlobError("ERR_IO", `${message}: ${(cause as Error)?.message ?? String(cause)}`, {
+    cause,
+    subject,
+  });
+}
+
+/** Flags for opening source files: never follow a symlink swapped in after the scan. */
+export const OPEN_FLAGS: number =
+  fsConstants.O_RDONLY |
+  ((fsConstants as { O_NOFOLLOW?: number }).O_NOFOLLOW ?? 0) |
+  // A file swapped for a FIFO after the scan must not block a thread forever.
+  ((fsConstants as { O_NONBLOCK?: number }).O_NONBLOCK ?? 0);
+
+/**
+ * Reads a small file whole with synchronous calls (open, fstat, read and close of a small file cost a few
+ * microseconds each, far less than thread-pool round trips), checking that it is still the scanned regular
+ * file, that it has the scanned size and, when `strict`, that size, mtime and mode did not change meanwhile.
+ * With `into` (large enough), the bytes are read into it and a view of it is returned.
+ */
+export function readSmallFileSync(task: SmallFileTask, strict: boolean, into?: Buffer): Buffer {
+  const { path, size } = task;
+  let fd: number;
+  try {
+    fd = openSync(task.abs, OPEN_FLAGS);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR") {
+      throw fileChanged(path, "it was removed or replaced by a symlink", "replaced");
+    }
+    throw ioError(`cannot open ${path}`, cause, path);
+  }
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    if (!st.isFile()) throw fileChanged(path, "it is no longer a regular file", "replaced");
+    if (st.dev !== task.dev || st.ino !== task.ino) {
+      throw fileChanged(path, "the opened file is not the scanned one", "replaced");
+    }
+    const bytes =
+      into !== undefined && into.byteLength >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size);
+    let filled = 0;
+    while (filled < size) {
+      const read = readSync(fd, bytes, filled, size - filled, filled);
+      if (read === 0) throw fileChanged(path, `read ${filled} bytes, expected ${size}`, "size-changed");
+      filled += read;
+    }
+    if (strict) {
+      const after = fstatSync(fd, { bigint: true });
+      if (
+        Number(after.size) !== size ||
+        after.mtimeNs !== task.mtimeNs ||
+        Number(after.mode) !== task.rawMode
+      ) {
+        throw fileChanged(path, "size, mtime or mode changed while it was read", "metadata-changed");
+      }
+    }
+    return bytes;
+  } catch (error) {
+    if (isBlobError(error)) throw error;
+    throw ioError(`cannot read ${path}`, error, path);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Hashes and (if the task says so) compresses bytes already read; a zstd frame that does not shrink the
+ * file is dropped in favour of the raw bytes, which are smaller and cheaper to read.
+ */
+export function storeSmallBytes(bytes: Uint8Array, compress: boolean, level: number): SmallFileResult {
+  const sha256 = createHash("sha256").update(bytes).digest();
+  if (compress && bytes.byteLength > 0) {
+    const compressed = zstdCompressSync(bytes, level);
+    if (compressed.byteLength < bytes.byteLength) return { sha256, stored: compressed, zstd: true };
+  }
+  return { sha256, stored: bytes, zstd: false };
+}
+
+/** {@link readSmallFileSync} then {@link storeSmallBytes}. */
+export function storeSmallFileSync(task: SmallFileTask, strict: boolean, level: number): SmallFileResult {
+  return storeSmallBytes(readSmallFileSync(task, strict), task.compress, level);
+}
+
+/** A `BlobError` in a form that survives `postMessage` (structured clone keeps only standard fields). */
+export interface SerializedError {
+  code: BlobErrorCode;
+  message: string;
+  reason: string | undefined;
+  subject: string | undefined;
+}
+
+/** Flattens an error thrown by the small-file step for the trip back from a worker. */
+export function serializeError(error: unknown): SerializedError {
+  if (isBlobError(error)) {
+    return { code: error.code, message: error.message, reason: error.reason, subject: error.subject };
+  }
+  return {
+    code: "ERR_IO",
+    message: (error as Error)?.message ?? String(error),
+    reason: undefined,
+    subject: undefined,
+  };
+}
+
+/** Rebuilds the `BlobError` a worker reported. */
+export function deserializeError(error: SerializedError): BlobError {
+  return new BlobError(error.code, error.message, { reason: error.reason, subject: error.subject });
+}
