@@ -126,6 +126,24 @@ export function storeSmallFileSync(task: SmallFileTask, strict: boolean, level: 
   return storeSmallBytes(readSmallFileSync(task, strict), task.compress, level);
 }
 
+/** `ArrayBuffer.prototype.transfer` (ES2024; in every supported Node). */
+type Transferable = ArrayBuffer & { transfer(length?: number): ArrayBuffer };
+
+/**
+ * Frees the memory behind `bytes` now instead of at the next garbage collection, when `bytes` spans a
+ * buffer of its own (never a slice of Node's shared small-buffer pool). Only for buffers nobody else holds:
+ * every view of the buffer becomes empty. Dead file buffers otherwise piled up to tens of MiB between
+ * collections (V8 collects for external memory only past a soft limit).
+ */
+export function releaseBuffer(bytes: Uint8Array): void {
+  if (bytes.buffer.byteLength > Buffer.poolSize) (bytes.buffer as Transferable).transfer(0);
+}
+
+/** `buffer`'s first `length` bytes in a buffer of exactly that size (`buffer` is detached). */
+export function shrinkBuffer(buffer: ArrayBuffer, length: number): ArrayBuffer {
+  return (buffer as Transferable).transfer(length);
+}
+
 /** A `BlobError` in a form that survives `postMessage` (structured clone keeps only standard fields). */
 export interface SerializedError {
   code: BlobErrorCode;

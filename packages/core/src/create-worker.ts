@@ -13,9 +13,11 @@
 import { parentPort } from "node:worker_threads";
 import {
   readSmallFileSync,
+  releaseBuffer,
   type SerializedError,
   type SmallFileTask,
   serializeError,
+  shrinkBuffer,
   storeSmallBytes,
 } from "./create-small.ts";
 
@@ -42,16 +44,8 @@ export type BatchReply =
     }
   | { id: number; ok: false; error: SerializedError };
 
-/** `ArrayBuffer.prototype.transfer` (ES2024; in every supported Node). */
-type Transferable = ArrayBuffer & { transfer(length?: number): ArrayBuffer };
-
 /** The read buffer, reused for every file (grown when a larger file comes). */
 let scratch = Buffer.allocUnsafe(64 * 1024);
-
-/** Frees the memory behind a buffer nobody else uses (never a view of Node's shared small-buffer pool). */
-function release(bytes: Uint8Array): void {
-  if (bytes.buffer.byteLength > Buffer.poolSize) (bytes.buffer as Transferable).transfer(0);
-}
 
 function runBatch(request: BatchRequest): BatchReply {
   const { id, tasks } = request;
@@ -75,7 +69,7 @@ function runBatch(request: BatchRequest): BatchReply {
       storedSizes.push(size);
       hashes.set(result.sha256, 32 * i);
       zstd[i] = result.zstd ? 1 : 0;
-      if (result.zstd) release(result.stored);
+      if (result.zstd) releaseBuffer(result.stored);
     }
   } catch (error) {
     return { id, ok: false, error: serializeError(error) };
@@ -84,7 +78,7 @@ function runBatch(request: BatchRequest): BatchReply {
   return {
     id,
     ok: true,
-    data: (data.buffer as Transferable).transfer(at),
+    data: shrinkBuffer(data.buffer, at),
     hashes: hashes.buffer,
     storedSizes,
     zstd,

@@ -190,6 +190,24 @@ describe("createArchive — programmatic input", () => {
     expect(result.skipped).toEqual([]);
   });
 
+  it("leaves the caller's buffers intact (only buffers it read itself are freed early)", async () => {
+    const big = compressible(300 * 1024);
+    const chunks = [compressible(CREATE_BUFFER_THRESHOLD), compressible(1024 * 1024)];
+    const copies = [Buffer.from(big), ...chunks.map((c) => Buffer.from(c))];
+    await create([
+      { path: "bytes.txt", content: big },
+      {
+        path: "stream.txt",
+        content: async function* () {
+          yield* chunks;
+        },
+      },
+    ]);
+    expect(big.equals(copies[0]!)).toBe(true);
+    expect(chunks[0]!.equals(copies[1]!)).toBe(true);
+    expect(chunks[1]!.equals(copies[2]!)).toBe(true);
+  });
+
   it("accepts a sync generator and an async iterable", async () => {
     function* sync(): Generator<ArchiveInput> {
       yield { path: "z", content: "1" };

