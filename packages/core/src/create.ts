@@ -23,7 +23,6 @@ import { promises as fsp, lstatSync, readdirSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { getHeapStatistics } from "node:v8";
 import type * as zlib from "node:zlib";
 import { SmallFilePool, WORKER_FAILED } from "./create-pool.ts";
 import {
@@ -41,6 +40,7 @@ import { BlobError, isBlobError, throwIfAborted } from "./errors.ts";
 import { encodeIndex } from "./format/index-codec.ts";
 import type { Compression, IndexEntryInput } from "./format/types.ts";
 import { type Limits, resolveLimits } from "./limits.ts";
+import { bufferSweeper } from "./memory.ts";
 import { assertArchivePath, comparePaths, utf8 } from "./paths.ts";
 import {
   assertZstdLevel,
@@ -107,18 +107,6 @@ const IN_FLIGHT_BUDGET = 16 * 1024 * 1024;
 const STREAM_CHUNK = 1024 * 1024;
 /** Most files a worker may run ahead of the write position, whatever their size (empty files cost nothing). */
 const MAX_AHEAD = 4096;
-/** Data blob bytes between two {@link finishBufferSweeps} calls. */
-const SWEEP_EVERY = 4 * 1024 * 1024;
-
-/**
- * Lets V8 finish freeing dead `ArrayBuffer`s now. Its array-buffer sweeper runs in the background and hands
- * the memory back only when the main thread finalizes it, which a busy pipeline of promise callbacks rarely
- * lets happen; heap statistics finalize it. Measured creating a 2 GiB mixed tree: peak RSS 250 → ~207 MiB.
- */
-function finishBufferSweeps(): void {
-  getHeapStatistics();
-}
-
 /** Directory entries the scan handles between two yields to the event loop. */
 const SCAN_YIELD_EVERY = 2048;
 /** Files up to this size are stored by the small-file worker pool, in batches (see `create-pool.ts`). */
@@ -1453,7 +1441,7 @@ async function writeItems(
   const dataHash = createHash("sha256");
   const entries: IndexEntryInput[] = new Array(items.length);
   let offset = 0;
-  let nextSweep = SWEEP_EVERY;
+  const sweep = bufferSweeper();
   let bytesDone = 0;
   let bytesTotal = knownBytesTotal;
   // Content key (SHA-256 + size) → where those bytes already are in the data blob.
@@ -1485,10 +1473,7 @@ async function writeItems(
         dataHash.update(chunk);
         await out.write(chunk);
         offset += chunk.byteLength;
-        if (offset >= nextSweep) {
-          nextSweep = offset + SWEEP_EVERY;
-          finishBufferSweeps();
-        }
+        sweep(chunk.byteLength);
         pipeline.release(chunk.byteLength);
       }
       if (!job.done) continue;

@@ -33,6 +33,7 @@ import { assertWithinFileLimit, decodeStored } from "./archive.ts";
 import { BlobError, isBlobError, throwIfAborted } from "./errors.ts";
 import type { ArchiveIndex } from "./format/archive-index.ts";
 import type { IndexEntry } from "./format/types.ts";
+import { bufferSweeper } from "./memory.ts";
 import { invalidPathReason, normalizePath } from "./paths.ts";
 import { streamSource } from "./sources.ts";
 import { createZstdDecompressTransform } from "./zstd.ts";
@@ -519,7 +520,9 @@ export async function extractArchive(
   const TEMP_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
   const LINKLESS = new Set(["EPERM", "ENOTSUP", "ENOSYS", "EXDEV"]);
 
+  const sweep = bufferSweeper();
   const committed = (entry: IndexEntry, wrote: boolean): void => {
+    sweep(entry.size);
     if (wrote) {
       fileCount++;
       totalBytes += entry.size;
