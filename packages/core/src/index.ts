@@ -61,6 +61,7 @@ export * from "./format/media-types.ts";
 export * from "./format/types.ts";
 export * from "./limits.ts";
 export * from "./local.ts";
+export * from "./memory.ts";
 export * from "./memory-cache.ts";
 export * from "./paths.ts";
 export * from "./source.ts";
