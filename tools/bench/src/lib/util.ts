@@ -38,7 +38,7 @@ export async function shWithRss(command: string, work: string): Promise<number> 
   return kib;
 }
 
-const CHILD = new URL("../children/child.ts", import.meta.url).pathname;
+const CHILD = new URL("../children/child.mjs", import.meta.url).pathname;
 
 /** What a child process reports. */
 export interface ChildReport {
@@ -48,7 +48,7 @@ export interface ChildReport {
 }
 
 /**
- * Runs `children/child.ts <op> …args` in a fresh Node process (built packages, as applications run them).
+ * Runs `children/child.mjs <op> …args` in a fresh Node process (built packages, as applications run them).
  *
  * Through an intermediate `sh` that does not `exec`: Linux keeps the RSS high-water mark of the memory image a
  * process had before `execve` in its `maxRSS`, and a child forked straight from this (big) harness process
