@@ -579,6 +579,32 @@ describe("decodeIndex rejects malformed and malicious indexes", () => {
     expect(idx.dataSha256).toBeUndefined();
   });
 
+  it("finds bad segments, NUL and bad UTF-8 at every position within the decoder's 4-byte words", () => {
+    // Each is a bad ending after a valid first segment.
+    const bad = ["/..", "/../x", "/.", "/./x", "//x", "/", "\0", "\0x", "\u00e9\0", "/\u00e9/\0"];
+    for (const needle of bad) {
+      for (let pad = 0; pad < 8; pad++) {
+        const path = `${"p".repeat(pad + 1)}${needle}`;
+        const error = (() => {
+          try {
+            decodeIndex(raw([entry(path, 0, 1)]));
+          } catch (e) {
+            return e;
+          }
+          return undefined;
+        })();
+        expect(isBlobError(error, "ERR_INVALID_INDEX") && error.reason, JSON.stringify(path)).toBe(
+          "invalid-path",
+        );
+      }
+    }
+    // And valid paths with the bytes the fast path must look at are accepted at every alignment.
+    for (let pad = 0; pad < 8; pad++) {
+      const path = `${"q".repeat(pad + 1)}/a.b-c_d/\u00e9t\u00e9/..x/x../.x`;
+      expect(decodeIndex(raw([entry(path, 0, 1)])).path(0), path).toBe(path);
+    }
+  });
+
   it("rejects every truncation of a valid index with a BlobError (except cutting trailing padding)", () => {
     const full = valid();
     const expected = [...decodeIndex(full)];

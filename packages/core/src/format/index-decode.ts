@@ -445,7 +445,10 @@ function scanPath(dv: DataView, bytes: Uint8Array, start: number, n: number): nu
       h = mixWord(h, w);
       w = -1; // force the per-byte look for the tail
     }
-    if ((((w - 0x30303030) | w) & 0x80808080) === 0) continue;
+    // Only NUL, '/' (segment checks) and bytes ≥ 0x80 need a closer look: skip words without any of them
+    // (a zero byte in w, or in w ^ '////', sets a high bit in (x - 0x01010101) & ~x).
+    const slash = w ^ 0x2f2f2f2f;
+    if (((w | ((w - 0x01010101) & ~w) | ((slash - 0x01010101) & ~slash)) & 0x80808080) === 0) continue;
     const stop = Math.min(j + 4, end);
     for (let q = j; q < stop; q++) {
       const c = bytes[q]!;
