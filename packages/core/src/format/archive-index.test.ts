@@ -67,6 +67,22 @@ describe("ArchiveIndex lookups", () => {
     });
   }
 
+  it("answers the same through every lookup strategy (binary search, hash table, Map)", () => {
+    for (const order of ["sorted", "as-given"] as const) {
+      // U+FFFD: what a lone surrogate would become if it were encoded instead of refused.
+      const all = [...paths, "x/\ufffd"];
+      const idx = build(all, order);
+      const sorted = [...all].sort(byteOrder);
+      // Misses first, so the binary search (the first 16 lookups) sees them too.
+      const queries = ["x/\ud83d", "x/\ude00", "", "a/", "dir", "é", "zzz", "a\0", "caf\u00e9x", ...all];
+      // The first lookups binary-search, later ones use the hash table, and after 4 096 a Map.
+      for (let round = 0; round * queries.length < 5000; round++) {
+        for (const q of queries)
+          expect(idx.find(q), `${order} round ${round}: ${JSON.stringify(q)}`).toBe(sorted.indexOf(q));
+      }
+    }
+  });
+
   it("prefixRange and lowerBound follow unsigned UTF-8 byte order", () => {
     const idx = build(paths);
     const sorted = [...paths].sort(byteOrder);

@@ -2,13 +2,15 @@ import { sha256Digest } from "../digest.ts";
 import { BlobError } from "../errors.ts";
 import { type Limits, resolveLimits } from "../limits.ts";
 import { utf8 } from "../paths.ts";
-import { decodeIndexData, hashPathString, type IndexData } from "./index-decode.ts";
+import { buildLookupTable, decodeIndexData, hashPathString, type IndexData } from "./index-decode.ts";
 import type { Compression, IndexEntry } from "./types.ts";
 
-/** Options of {@link ArchiveIndex.open} and `decodeIndex`. @public */
 /** Exact-path lookups after which {@link ArchiveIndex.find} switches to a `Map` (≈ 100 ns per entry to build). */
 const MAP_AFTER_FINDS = 4096;
+/** The first lookups use binary search: a reader of a few files never builds the hash table. */
+const TABLE_AFTER_FINDS = 16;
 
+/** Options of {@link ArchiveIndex.open} and `decodeIndex`. @public */
 export interface ArchiveIndexOptions {
   /** Limits to enforce while validating (merged over `DEFAULT_LIMITS`). */
   limits?: Partial<Limits> | undefined;
@@ -49,7 +51,7 @@ export class ArchiveIndex {
   readonly #paths: (string | undefined)[];
   readonly #pathStart: Uint32Array;
   readonly #pathLen: Uint32Array;
-  readonly #lookup: Int32Array;
+  #lookup: Int32Array | undefined;
   #finds = 0;
   #map: Map<string, number> | undefined;
   readonly #offsets: Float64Array;
@@ -79,7 +81,6 @@ export class ArchiveIndex {
     this.#paths = new Array<string | undefined>(data.count);
     this.#pathStart = data.pathStart;
     this.#pathLen = data.pathLen;
-    this.#lookup = data.lookup;
     this.#offsets = data.offsets;
     this.#storedSizes = data.storedSizes;
     this.#sizes = data.sizes;
@@ -209,10 +210,13 @@ export class ArchiveIndex {
     if (map !== undefined) return map.get(path) ?? -1;
     // Callers that look up many paths (walks, extractions, servers) get a string-keyed Map, built once the
     // lookups have paid for it; opening stays cheap for callers that read a handful of files.
-    if (++this.#finds > MAP_AFTER_FINDS) return this.#buildMap().get(path) ?? -1;
+    const finds = ++this.#finds;
+    if (finds > MAP_AFTER_FINDS) return this.#buildMap().get(path) ?? -1;
+    if (finds <= TABLE_AFTER_FINDS) return this.#search(path);
+    // Hashing every path costs a third of opening the index: done only once lookups have paid for it.
+    const lookup = (this.#lookup ??= buildLookupTable(this.bytes, this.#pathStart, this.#pathLen));
     const h = hashPathString(path);
     if (h === undefined) return -1; // lone surrogates: no UTF-8 form, so no entry can have this path
-    const lookup = this.#lookup;
     const mask = (lookup.length >>> 2) - 1;
     const hs = h | 0;
     for (let slot = hs & mask; ; slot = (slot + 1) & mask) {
@@ -221,6 +225,18 @@ export class ArchiveIndex {
       if (v === 0) return -1;
       if (lookup[base] === hs && this.#equals(lookup[base + 2]!, lookup[base + 3]!, path)) return v - 1;
     }
+  }
+
+  /** {@link ArchiveIndex.find} by binary search over the byte-sorted paths. */
+  #search(path: string): number {
+    if (!(path as unknown as { isWellFormed(): boolean }).isWellFormed()) return -1; // no UTF-8 form
+    const q = utf8(path);
+    const rank = this.#lowerBound(q);
+    if (rank === this.length || this.#pathLen[rank] !== q.length) return -1;
+    const bytes = this.bytes;
+    const p = this.#pathStart[rank]!;
+    for (let j = 0; j < q.length; j++) if (bytes[p + j] !== q[j]) return -1;
+    return rank;
   }
 
   #buildMap(): Map<string, number> {

@@ -18,8 +18,6 @@ export interface IndexData {
   /** Byte position and length of each entry's UTF-8 path in the buffer (validated). */
   readonly pathStart: Uint32Array;
   readonly pathLen: Uint32Array;
-  /** Lookup hash of each path's bytes ({@link hashPathString} computes the same from a string). */
-  readonly pathHash: Uint32Array;
   readonly offsets: Float64Array;
   readonly storedSizes: Float64Array;
   readonly sizes: Float64Array;
@@ -31,8 +29,6 @@ export interface IndexData {
   readonly mtimeHi: Int32Array;
   /** Byte position of each entry's 32-byte hash in the buffer. */
   readonly hashPos: Uint32Array;
-  /** Open-addressing table of `[hash, rank + 1, pathStart, pathLen]` slots (rank + 1 = 0: free), 2^k slots. */
-  readonly lookup: Int32Array;
   /** rank → position in the on-disk `entries` vector; `undefined` when sorted on disk (identity). */
   readonly diskIndex: Uint32Array | undefined;
 }
@@ -197,7 +193,6 @@ export function decodeIndexData(bytes: Uint8Array, limits: Limits): IndexData {
   const maxPathLength = limits.maxPathLength;
   const pathStart = new Uint32Array(count);
   const pathLen = new Uint32Array(count);
-  const pathHash = new Uint32Array(count);
   const offsets = new Float64Array(count);
   const storedSizes = new Float64Array(count);
   const sizes = new Float64Array(count);
@@ -248,11 +243,9 @@ export function decodeIndexData(bytes: Uint8Array, limits: Limits): IndexData {
         { reason: "path-too-long" },
       );
     }
-    const h = scanPath(dv, bytes, start, n);
-    if (scanSuspicious) checkPathSlow(bytes, start, end, i, maxPathLength);
+    if (pathSuspicious(dv, bytes, start, n)) checkPathSlow(bytes, start, end, i, maxPathLength);
     pathStart[i] = start;
     pathLen[i] = n;
-    pathHash[i] = h;
     // While the disk order is byte order, duplicates and conflicts are checked on the fly.
     if (sortedOnDisk && !tree.next(start, n)) sortedOnDisk = false;
 
@@ -360,7 +353,6 @@ export function decodeIndexData(bytes: Uint8Array, limits: Limits): IndexData {
   const columns = {
     pathStart,
     pathLen,
-    pathHash,
     offsets,
     storedSizes,
     sizes,
@@ -376,7 +368,6 @@ export function decodeIndexData(bytes: Uint8Array, limits: Limits): IndexData {
     // One monomorphic loop per array type (a single generic loop over mixed typed arrays is megamorphic).
     columns.pathStart = permuteU32(pathStart, order);
     columns.pathLen = permuteU32(pathLen, order);
-    columns.pathHash = permuteU32(pathHash, order);
     columns.offsets = permuteF64(offsets, order);
     columns.storedSizes = permuteF64(storedSizes, order);
     columns.sizes = permuteF64(sizes, order);
@@ -395,7 +386,6 @@ export function decodeIndexData(bytes: Uint8Array, limits: Limits): IndexData {
     sortedOnDisk,
     count,
     ...columns,
-    lookup: buildLookupTable(columns.pathHash, columns.pathStart, columns.pathLen),
     diskIndex: order,
   };
 }
@@ -419,36 +409,24 @@ function finishHash(h: number, n: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-// Set by scanPath: the path needs the strict check (it may break a rule, or is not pure ASCII).
-let scanSuspicious = false;
-
 /**
- * One pass over a path's bytes, 4 at a time: computes the lookup hash and applies the rules of
- * invalidPathReason for the pure-ASCII case (no empty, `.` or `..` segment, no NUL). Words whose bytes are all
- * in 0x30–0x7F (no `/`, `.`, NUL or non-ASCII) need no per-byte look; the SWAR test may flag a word too often,
- * never too rarely. Anything unusual sets `scanSuspicious` so the caller runs the strict check.
+ * One pass over a path's bytes, 4 at a time, applying the rules of invalidPathReason for the pure-ASCII case
+ * (no empty, `.` or `..` segment, no NUL). Words without a `/`, NUL or non-ASCII byte need no per-byte look;
+ * the SWAR test may flag a word too often, never too rarely. Returns true when the path needs the strict
+ * check (it may break a rule, or is not pure ASCII).
  */
-function scanPath(dv: DataView, bytes: Uint8Array, start: number, n: number): number {
-  let h = 0x9747b28c;
+function pathSuspicious(dv: DataView, bytes: Uint8Array, start: number, n: number): boolean {
   const end = start + n;
   let suspicious = n === 0;
   let segStart = start;
-  let j = start;
-  for (; j < end; j += 4) {
-    let w: number;
+  for (let j = start; j < end; j += 4) {
     if (j + 4 <= end) {
-      w = dv.getInt32(j, true);
-      h = mixWord(h, w);
-    } else {
-      w = 0;
-      for (let q = j, shift = 0; q < end; q++, shift += 8) w |= bytes[q]! << shift;
-      h = mixWord(h, w);
-      w = -1; // force the per-byte look for the tail
+      const w = dv.getInt32(j, true);
+      // Only NUL, '/' (segment checks) and bytes ≥ 0x80 need a closer look: skip words without any of them
+      // (a zero byte in w, or in w ^ '////', sets a high bit in (x - 0x01010101) & ~x).
+      const slash = w ^ 0x2f2f2f2f;
+      if (((w | ((w - 0x01010101) & ~w) | ((slash - 0x01010101) & ~slash)) & 0x80808080) === 0) continue;
     }
-    // Only NUL, '/' (segment checks) and bytes ≥ 0x80 need a closer look: skip words without any of them
-    // (a zero byte in w, or in w ^ '////', sets a high bit in (x - 0x01010101) & ~x).
-    const slash = w ^ 0x2f2f2f2f;
-    if (((w | ((w - 0x01010101) & ~w) | ((slash - 0x01010101) & ~slash)) & 0x80808080) === 0) continue;
     const stop = Math.min(j + 4, end);
     for (let q = j; q < stop; q++) {
       const c = bytes[q]!;
@@ -461,9 +439,7 @@ function scanPath(dv: DataView, bytes: Uint8Array, start: number, n: number): nu
       }
     }
   }
-  if (badSegment(bytes, segStart, end)) suspicious = true;
-  scanSuspicious = suspicious;
-  return finishHash(h, n);
+  return suspicious || badSegment(bytes, segStart, end);
 }
 
 function badSegment(bytes: Uint8Array, from: number, to: number): boolean {
@@ -517,24 +493,32 @@ export function hashPathString(path: string): number | undefined {
 }
 
 /**
- * Open-addressing hash table (linear probing, ≤ 50 % load) of 4-int slots `[hash, rank + 1, pathStart,
- * pathLen]` (rank + 1 = 0 marks a free slot): a probe and its key check touch one table cache line plus the
- * path bytes, nothing else.
+ * Open-addressing hash table (linear probing, 2^k slots, load ≤ 80 %) of 4-int slots `[hash, rank + 1,
+ * pathStart, pathLen]` (rank + 1 = 0 marks a free slot), keyed by the hash {@link hashPathString} computes
+ * for a string: a probe and its key check touch one table cache line plus the path bytes, nothing else.
  */
-function buildLookupTable(hashes: Uint32Array, pathStart: Uint32Array, pathLen: Uint32Array): Int32Array {
+export function buildLookupTable(
+  bytes: Uint8Array,
+  pathStart: Uint32Array,
+  pathLen: Uint32Array,
+): Int32Array {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const count = pathStart.length;
   let slots = 16;
-  while (slots < hashes.length * 1.25) slots *= 2;
+  while (slots < count * 1.25) slots *= 2;
   const table = new Int32Array(slots * 4);
   const mask = slots - 1;
-  for (let r = 0; r < hashes.length; r++) {
-    const h = hashes[r]! | 0;
+  for (let r = 0; r < count; r++) {
+    const start = pathStart[r]!;
+    const n = pathLen[r]!;
+    const h = hashRange(dv, start, n) | 0;
     let slot = h & mask;
     while (table[slot * 4 + 1] !== 0) slot = (slot + 1) & mask;
     const base = slot * 4;
     table[base] = h;
     table[base + 1] = r + 1;
-    table[base + 2] = pathStart[r]!;
-    table[base + 3] = pathLen[r]!;
+    table[base + 2] = start;
+    table[base + 3] = n;
   }
   return table;
 }
