@@ -214,7 +214,8 @@ export class ArchiveIndex {
     if (finds > MAP_AFTER_FINDS) return this.#buildMap().get(path) ?? -1;
     if (finds <= TABLE_AFTER_FINDS) return this.#search(path);
     // Hashing every path costs a third of opening the index: done only once lookups have paid for it.
-    const lookup = (this.#lookup ??= buildLookupTable(this.bytes, this.#pathStart, this.#pathLen));
+    this.#lookup ??= buildLookupTable(this.bytes, this.#pathStart, this.#pathLen);
+    const lookup = this.#lookup;
     const h = hashPathString(path);
     if (h === undefined) return -1; // lone surrogates: no UTF-8 form, so no entry can have this path
     const mask = (lookup.length >>> 2) - 1;
