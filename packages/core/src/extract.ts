@@ -4,7 +4,7 @@
  * - Every target stays inside `dest`: existing symlinks on the way are refused (`ERR_PATH_ESCAPE`), never
  *   followed, and the real path of each target directory is re-checked right before the final rename.
  * - A file becomes visible only after its size and SHA-256 verified: content goes to a temp file
- *   `.blobkit-<random>.tmp` (created exclusively, mode 0600) in the target directory and is renamed over the
+ *   `.blobkit-<random>-<n>.tmp` (created exclusively, mode 0600) in the target directory and is renamed over the
  *   target afterwards. Failures and aborts remove the temp file.
  * - Fetching: entries sorted by offset, touching ranges merged into one range read capped at
  *   `maxRequestBytes`; files larger than that are streamed to disk. `concurrency` groups are in flight and

@@ -22,7 +22,8 @@ const RUNS = envInt("STRESS_CRASH_RUNS", 20);
 const SEED = envInt("STRESS_SEED", Math.floor(Math.random() * 2 ** 31) + 1);
 const SUPPORT = fileURLToPath(new URL("./support/crash/", import.meta.url));
 const STRESS_DIR = fileURLToPath(new URL("..", import.meta.url));
-const TEMP_NAME = /(^|\/)\.blobkit-[0-9a-f]{16}\.tmp$/;
+// Extraction temp files: `.blobkit-<16 hex, one per extraction>-<counter, base 36>.tmp`.
+const TEMP_NAME = /(^|\/)\.blobkit-[0-9a-f]{16}-[0-9a-z]+\.tmp$/;
 
 type Kind = "push-registry" | "push-layout" | "pull-extract" | "cache-writer";
 interface KindFigures {

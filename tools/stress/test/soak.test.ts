@@ -146,7 +146,7 @@ async function checkDestination(dest: string, complete: boolean): Promise<string
   const tree = await readTree(dest);
   for (const [path, { bytes }] of tree) {
     const want = expected.get(path);
-    if (/(^|\/)\.blobkit-[0-9a-f]+\.tmp$/.test(path)) {
+    if (/(^|\/)\.blobkit-[0-9a-f]{16}-[0-9a-z]+\.tmp$/.test(path)) {
       figures.tempFilesLeftAfterFailedExtract++;
       continue;
     }
