@@ -1,5 +1,5 @@
 import { createWriteStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -36,6 +36,7 @@ import { OciLayoutStore } from "./layout.ts";
 import { attachReferrer, enforcePolicies, type Policy, type Signer } from "./policy.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
 import { RegistryStore, type RegistryStoreOptions } from "./registry-store.ts";
+import { createSpool } from "./spool.ts";
 import type { BlobContent, OciStore, TransferProgress } from "./store.ts";
 
 /** Default time a tag → digest resolution stays in the cache, in ms. @public */
@@ -72,7 +73,10 @@ export interface ClientOptions {
   policies?: readonly Policy[] | undefined;
   /** Limits applied to indexes and reads. */
   limits?: Partial<Limits> | undefined;
-  /** Directory for the temporary data spool of `push(dir)`. Default the OS temp directory. */
+  /**
+   * Directory for the temporary data spool of `push(dir)` (`blobkit-push-<pid>-*`, removed when the push
+   * ends; spools of killed pushes are swept by the next push). Default the OS temp directory.
+   */
   tempDir?: string | undefined;
   /** Called when a cache operation failed (and was treated as a miss). */
   onCacheError?: ((error: unknown) => void) | undefined;
@@ -570,7 +574,7 @@ export class Client {
       let index: Uint8Array;
       let data: BlobContent;
       if (typeof input === "string") {
-        spool = await mkdtemp(join(this.#options.tempDir ?? tmpdir(), "blobkit-push-"));
+        spool = await createSpool(this.#options.tempDir ?? tmpdir());
         const dataPath = join(spool, "data");
         const out = createWriteStream(dataPath);
         const created = await createArchive(input, out, {

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -78,6 +78,8 @@ function startChild(script: string, args: string[]): Child {
     ["--conditions=source", "--no-warnings", join(SUPPORT, script), ...args],
     {
       cwd: STRESS_DIR,
+      // Push spools go to a directory of their own, so the test can see that killed pushes' are swept.
+      env: { ...process.env, TMPDIR: spools() },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
@@ -162,9 +164,13 @@ async function checkArchive(
   }
 }
 
+/** The temp directory of the push children and the re-runs (push spools). */
+const spools = (): string => join(work, "spools");
+
 beforeAll(async () => {
   registry = await startRegistry({ auth: "none" });
   work = await mkdtemp(join(tmpdir(), "blobkit-stress-crash-"));
+  await mkdir(spools());
 }, 60_000);
 
 afterAll(async () => {
@@ -283,7 +289,7 @@ describe("crash consistency (issue item 4)", () => {
     const kind: Kind = `push-${target}`;
     it(`SIGKILL during push to the ${target} × ${RUNS}: no tag at missing content; re-run completes`, async () => {
       const f = kindFigures(kind);
-      const client = new Client();
+      const client = new Client({ tempDir: spools() });
       const layout = join(work, "layout");
       const repo = `${registry.host}/crash/push`;
       const refOf = (tag: string): string =>
@@ -313,6 +319,9 @@ describe("crash consistency (issue item 4)", () => {
           if (wrong === undefined) f.reRunsOk++;
           else inconsistent(kind, run, `after re-run: ${wrong}`);
         }
+        // Each re-run swept the spool its killed run left behind, and removed its own.
+        const left = await readdir(spools());
+        if (left.length > 0) inconsistent(kind, RUNS, `push spools left behind: ${left.join(", ")}`);
         if (target === "layout") {
           f.staleTempFilesAfterReRun = await countFiles(join(layout, "ingest"), () => true);
           if ((await stat(join(layout, "index.json.lock")).catch(() => undefined)) !== undefined)
