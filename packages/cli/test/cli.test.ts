@@ -1,10 +1,11 @@
+import { mkdtempSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { BlobError, type BlobErrorCode } from "@blobkit/core";
 import { Client, type Policy } from "@blobkit/registry";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { REFERENCE_PATH, renderReference } from "../scripts/gen-reference.ts";
 import { humanSize, parseDuration, parseSize } from "../src/format.ts";
 import {
@@ -28,6 +29,12 @@ import {
 import { CONFIG_EXAMPLE } from "../src/reference.ts";
 import { ROOT } from "./support.ts";
 
+/** A fresh, empty HOME for this file's runs (a fixed path would carry a cache over from earlier runs). */
+const home = join(mkdtempSync(join(tmpdir(), "blobkit-cli-unit-")), "home");
+afterAll(async () => {
+  await rm(join(home, ".."), { recursive: true, force: true });
+});
+
 /** In-process run with captured stdout / stderr. */
 async function runCaptured(argv: string[], env: Record<string, string> = {}, cwd = ROOT) {
   const stdout = new PassThrough();
@@ -40,7 +47,6 @@ async function runCaptured(argv: string[], env: Record<string, string> = {}, cwd
   stderr.on("data", (c: Buffer) => {
     err += c.toString();
   });
-  const home = join(tmpdir(), "blobkit-cli-unit-home-does-not-exist");
   const code = await run(argv, {
     stdout,
     stderr,

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
-import { mkdir, mkdtemp } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -177,5 +177,6 @@ export async function writeTraversalArchive(layoutDir: string, tag: string): Pro
     await store.pushManifest(manifest.bytes, MEDIA_TYPE_OCI_MANIFEST, { tag });
   } finally {
     await store.close();
+    await rm(work, { recursive: true, force: true });
   }
 }
