@@ -52,13 +52,12 @@ export class SmallFilePool {
   constructor(threads: number, strict: boolean, level: number, script: URL = workerUrl()) {
     this.#strict = strict;
     this.#level = level;
-    const url = script;
     this.#slots = Array.from({ length: Math.max(1, threads) }, () => {
       // Small heaps: a worker holds a batch's task list and little else, and with default limits each one
       // kept tens of MiB of garbage between collections (measured: ~27 MiB per worker on a mixed 2 GiB
       // tree; ~12 MiB with these limits). A worker that still runs out of heap fails its batches with
       // "worker-failed", which archive creation answers by doing the work on the calling thread.
-      const worker = new Worker(url, {
+      const worker = new Worker(script, {
         resourceLimits: {
           maxYoungGenerationSizeMb: YOUNG_GENERATION_MIB,
           maxOldGenerationSizeMb: OLD_GENERATION_MIB,

@@ -6,6 +6,7 @@
  * Internal module.
  */
 import { createHash } from "node:crypto";
+import type { BigIntStats } from "node:fs";
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from "node:fs";
 import { BlobError, type BlobErrorCode, isBlobError } from "./errors.ts";
 import { zstdCompressSync } from "./zstd.ts";
@@ -50,6 +51,33 @@ export function ioError(message: string, cause: unknown, subject?: string): Blob
   });
 }
 
+/** What the scan recorded about a source file, checked again when it is read. */
+export type ScannedFile = Pick<SmallFileTask, "dev" | "ino" | "mtimeNs" | "rawMode">;
+
+/** The error for a source file that could not be opened: gone or swapped for a symlink, or an I/O error. */
+export function openError(path: string, cause: unknown): BlobError {
+  const code = (cause as NodeJS.ErrnoException).code;
+  if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR") {
+    return fileChanged(path, "it was removed or replaced by a symlink", "replaced");
+  }
+  return ioError(`cannot open ${path}`, cause, path);
+}
+
+/** Throws `ERR_FILE_CHANGED` unless the opened file (`st`) is the scanned regular file. */
+export function assertScannedFile(path: string, st: BigIntStats, scanned: ScannedFile): void {
+  if (!st.isFile()) throw fileChanged(path, "it is no longer a regular file", "replaced");
+  if (st.dev !== scanned.dev || st.ino !== scanned.ino) {
+    throw fileChanged(path, "the opened file is not the scanned one", "replaced");
+  }
+}
+
+/** Strict change detection: throws `ERR_FILE_CHANGED` unless size, mtime and mode are still the scanned ones. */
+export function assertUnchanged(path: string, st: BigIntStats, size: number, scanned: ScannedFile): void {
+  if (Number(st.size) !== size || st.mtimeNs !== scanned.mtimeNs || Number(st.mode) !== scanned.rawMode) {
+    throw fileChanged(path, "size, mtime or mode changed while it was read", "metadata-changed");
+  }
+}
+
 /** Flags for opening source files: never follow a symlink swapped in after the scan. */
 export const OPEN_FLAGS: number =
   fsConstants.O_RDONLY |
@@ -69,18 +97,10 @@ export function readSmallFileSync(task: SmallFileTask, strict: boolean, into?: B
   try {
     fd = openSync(task.abs, OPEN_FLAGS);
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR") {
-      throw fileChanged(path, "it was removed or replaced by a symlink", "replaced");
-    }
-    throw ioError(`cannot open ${path}`, cause, path);
+    throw openError(path, cause);
   }
   try {
-    const st = fstatSync(fd, { bigint: true });
-    if (!st.isFile()) throw fileChanged(path, "it is no longer a regular file", "replaced");
-    if (st.dev !== task.dev || st.ino !== task.ino) {
-      throw fileChanged(path, "the opened file is not the scanned one", "replaced");
-    }
+    assertScannedFile(path, fstatSync(fd, { bigint: true }), task);
     const bytes =
       into !== undefined && into.byteLength >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size);
     let filled = 0;
@@ -89,16 +109,7 @@ export function readSmallFileSync(task: SmallFileTask, strict: boolean, into?: B
       if (read === 0) throw fileChanged(path, `read ${filled} bytes, expected ${size}`, "size-changed");
       filled += read;
     }
-    if (strict) {
-      const after = fstatSync(fd, { bigint: true });
-      if (
-        Number(after.size) !== size ||
-        after.mtimeNs !== task.mtimeNs ||
-        Number(after.mode) !== task.rawMode
-      ) {
-        throw fileChanged(path, "size, mtime or mode changed while it was read", "metadata-changed");
-      }
-    }
+    if (strict) assertUnchanged(path, fstatSync(fd, { bigint: true }), size, task);
     return bytes;
   } catch (error) {
     if (isBlobError(error)) throw error;

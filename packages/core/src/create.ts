@@ -26,9 +26,12 @@ import { join } from "node:path";
 import type * as zlib from "node:zlib";
 import { SmallFilePool, WORKER_FAILED } from "./create-pool.ts";
 import {
+  assertScannedFile,
+  assertUnchanged,
   fileChanged,
   ioError,
   OPEN_FLAGS,
+  openError,
   readSmallFileSync,
   releaseBuffer,
   type SmallFileResult,
@@ -899,11 +902,7 @@ async function openFile(
   try {
     fh = await fsp.open(source.abs, OPEN_FLAGS);
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR") {
-      throw fileChanged(path, "it was removed or replaced by a symlink", "replaced");
-    }
-    throw ioError(`cannot open ${path}`, cause, path);
+    throw openError(path, cause);
   }
   let closed = false;
   const close = async (): Promise<void> => {
@@ -915,11 +914,7 @@ async function openFile(
   const cleanup = (): void => void close();
   co.cleanups.add(cleanup);
   try {
-    const st = await fh.stat({ bigint: true });
-    if (!st.isFile()) throw fileChanged(path, "it is no longer a regular file", "replaced");
-    if (st.dev !== source.dev || st.ino !== source.ino) {
-      throw fileChanged(path, "the opened file is not the scanned one", "replaced");
-    }
+    assertScannedFile(path, await fh.stat({ bigint: true }), source);
   } catch (error) {
     await close();
     throw error;
@@ -943,15 +938,7 @@ async function openFile(
       return buffer;
     },
     async finish() {
-      if (!opts.strict) return;
-      const st = await fh.stat({ bigint: true });
-      if (
-        Number(st.size) !== expected ||
-        st.mtimeNs !== source.mtimeNs ||
-        Number(st.mode) !== source.rawMode
-      ) {
-        throw fileChanged(path, "size, mtime or mode changed while it was read", "metadata-changed");
-      }
+      if (opts.strict) assertUnchanged(path, await fh.stat({ bigint: true }), expected, source);
     },
     close,
   };
