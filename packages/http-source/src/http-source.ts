@@ -11,6 +11,7 @@ import {
 } from "@blobkit/core";
 import { Agent, type Dispatcher } from "undici";
 import { type BytePart, byterangesBoundary, parseByteranges } from "./multipart.ts";
+import { dispatchRequest, type ResponseBody } from "./response.ts";
 
 /** Default number of retries after the first attempt of a request. @public */
 export const DEFAULT_HTTP_RETRIES = 3;
@@ -282,7 +283,7 @@ interface OpenResponse {
   location: string;
   statusCode: number;
   headers: IncomingHttpHeaders;
-  body: Dispatcher.ResponseData["body"];
+  body: ResponseBody;
 }
 
 /** What {@link HttpSource} sends: the method and the extra headers of one logical request. */
@@ -380,12 +381,8 @@ function checkPositive(name: string, value: number | undefined, allowZero: boole
 }
 
 /** Discards a response body without waiting long: reads a little for connection reuse, then drops it. */
-async function discard(body: OpenResponse["body"]): Promise<void> {
-  try {
-    await body.dump({ limit: DRAIN_LIMIT });
-  } catch {
-    // The connection is dropped instead; nothing to report.
-  }
+async function discard(body: ResponseBody): Promise<void> {
+  await body.dump(DRAIN_LIMIT);
 }
 
 /** A tiny counting semaphore whose waits can be aborted. */
@@ -757,22 +754,16 @@ export class HttpSource implements ByteSource {
           await discard(body);
           throw error;
         }
-        const chunks: Buffer[] = [];
-        let received = 0;
+        let read: Uint8Array | undefined;
         try {
-          for await (const chunk of body as AsyncIterable<Buffer>) {
-            received += chunk.length;
-            this.#stats.bytes += chunk.length;
-            if (received > limit) {
-              body.destroy();
-              return unsupported();
-            }
-            chunks.push(chunk);
-          }
+          read = await body.readAll(limit);
         } catch (error) {
           throw new Retryable(this.#bodyError(error));
         }
-        const whole = Buffer.concat(chunks, received);
+        if (read === undefined) return unsupported();
+        this.#stats.bytes += read.byteLength;
+        const whole = Buffer.from(read.buffer, read.byteOffset, read.byteLength);
+        const received = whole.byteLength;
         const boundary = byterangesBoundary(header(headers, "content-type"));
         let parts: BytePart[] | undefined;
         if (boundary !== undefined) parts = parseByteranges(whole, boundary);
@@ -895,36 +886,33 @@ export class HttpSource implements ByteSource {
         controller.error(typed);
       };
       // Push model with backpressure: cheaper per chunk than pulling through an async iterator.
-      opensBody.on("data", (chunk: Buffer) => {
-        if (finished) return;
-        this.#stats.bytes += chunk.byteLength;
-        const part = slicer.take(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-        if (part === "overflow") {
-          finish();
-          opensBody.destroy();
-          controller.error(
-            new BlobError("ERR_INTEGRITY", `the server sent more than the ${length - from} bytes requested`, {
-              subject: this.subject,
-              reason: "long-body",
-            }),
-          );
-          return;
-        }
-        if (part.byteLength > 0) {
-          controller.enqueue(part);
-          delivered += part.byteLength;
-        }
-        if (slicer.done) {
-          finish();
-          controller.close();
-          // The rest of a whole-object body is not wanted; a 206 body ends by itself (connection reuse).
-          if (slicer.tolerant) opensBody.destroy();
-          return;
-        }
-        if ((controller.desiredSize ?? 0) <= 0) opensBody.pause();
+      opensBody.pipe({
+        data: (chunk) => {
+          if (finished) return;
+          this.#stats.bytes += chunk.byteLength;
+          const part = slicer.take(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          if (part === "overflow") {
+            finish();
+            opensBody.destroy();
+            controller.error(this.#longBody(length - from));
+            return;
+          }
+          if (part.byteLength > 0) {
+            controller.enqueue(part);
+            delivered += part.byteLength;
+          }
+          if (slicer.done) {
+            finish();
+            controller.close();
+            // The rest of a whole-object body is not wanted; a 206 body ends by itself (connection reuse).
+            if (slicer.tolerant) opensBody.destroy();
+            return;
+          }
+          if ((controller.desiredSize ?? 0) <= 0) opensBody.pause();
+        },
+        end: () => bodyFailed(this.#shortBody(slicer.received, length - from)),
+        error: bodyFailed,
       });
-      opensBody.on("end", () => bodyFailed(this.#shortBody(slicer.received, length - from)));
-      opensBody.on("error", bodyFailed);
     };
     return new ReadableStream<Uint8Array>(
       {
@@ -1016,6 +1004,13 @@ export class HttpSource implements ByteSource {
     return new BlobError("ERR_INTEGRITY", `the response body ended after ${received} of ${length} bytes`, {
       subject: this.subject,
       reason: "short-body",
+    });
+  }
+
+  #longBody(length: number): BlobError {
+    return new BlobError("ERR_INTEGRITY", `the server sent more than the ${length} bytes requested`, {
+      subject: this.subject,
+      reason: "long-body",
     });
   }
 
@@ -1212,15 +1207,18 @@ export class HttpSource implements ByteSource {
       const known = this.#validators.get(locationKey(target))?.etag;
       // If-Match needs a strong validator; a weak one would always fail.
       if (spec.conditional && known !== undefined && !known.startsWith("W/")) headers["if-match"] = known;
-      const response = await this.#dispatcher.request({
-        origin: target.origin,
-        path: `${target.pathname}${target.search}`,
-        method: spec.method,
-        headers,
-        signal: attempt.signal,
-        headersTimeout: this.#idleTimeoutMs,
-        bodyTimeout: this.#idleTimeoutMs,
-      });
+      const response = await dispatchRequest(
+        this.#dispatcher,
+        {
+          origin: target.origin,
+          path: `${target.pathname}${target.search}`,
+          method: spec.method,
+          headers,
+          headersTimeout: this.#idleTimeoutMs,
+          bodyTimeout: this.#idleTimeoutMs,
+        },
+        attempt.signal,
+      );
       const { statusCode, body } = response;
       if (REDIRECT_STATUSES.has(statusCode)) {
         await discard(body);
@@ -1500,50 +1498,30 @@ export class HttpSource implements ByteSource {
     attempt: AttemptSignal,
   ): Promise<Uint8Array> {
     const { body, slicer } = response;
-    if (!slicer.tolerant && header(response.headers, "content-length") === String(length)) {
-      // Fast path: undici enforces the (already checked) Content-Length, so the body is exactly the range.
-      let bytes: Uint8Array;
-      try {
-        bytes = await body.bytes();
-      } catch (error) {
-        body.destroy();
-        if (attempt.signal.aborted) throw error;
-        throw new Retryable(this.#bodyError(error));
-      }
-      this.#stats.bytes += bytes.byteLength;
-      if (bytes.byteLength !== length) {
-        throw new Retryable(
-          bytes.byteLength < length
-            ? this.#shortBody(bytes.byteLength, length)
-            : new BlobError("ERR_INTEGRITY", `the server sent more than the ${length} bytes requested`, {
-                subject: this.subject,
-                reason: "long-body",
-              }),
-        );
-      }
-      return bytes;
-    }
     const out = new Uint8Array(length);
     try {
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        this.#stats.bytes += chunk.byteLength;
-        const at = slicer.received;
-        const part = slicer.take(chunk);
-        if (part === "overflow") {
-          throw new Retryable(
-            new BlobError("ERR_INTEGRITY", `the server sent more than the ${length} bytes requested`, {
-              subject: this.subject,
-              reason: "long-body",
-            }),
-          );
-        }
-        out.set(part, at);
-        if (slicer.tolerant && slicer.done) {
-          // The rest of a whole-object body is not wanted: drop the connection.
-          body.destroy();
-          break;
-        }
-      }
+      await new Promise<void>((resolve, reject) => {
+        body.pipe({
+          data: (chunk) => {
+            this.#stats.bytes += chunk.byteLength;
+            const at = slicer.received;
+            const part = slicer.take(chunk);
+            if (part === "overflow") {
+              body.destroy();
+              reject(new Retryable(this.#longBody(length)));
+              return;
+            }
+            out.set(part, at);
+            if (slicer.tolerant && slicer.done) {
+              // The rest of a whole-object body is not wanted: drop the connection.
+              body.destroy();
+              resolve();
+            }
+          },
+          end: resolve,
+          error: reject,
+        });
+      });
     } catch (error) {
       body.destroy();
       if (error instanceof Retryable || attempt.signal.aborted) throw error;
