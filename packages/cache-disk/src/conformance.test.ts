@@ -35,10 +35,11 @@ describeCache("DiskCache (injected clock, flipped value byte)", async () => {
 });
 
 describeCache(
-  "DiskCache (real clock, truncated or header-damaged entries, tiny prune interval)",
+  "DiskCache (real clock, truncated or header-damaged entries, tiny prune interval, syncReads false)",
   async () => {
     const dir = await mkdtemp(join(tmpdir(), "blobkit-cache-disk-"));
-    const cache = new DiskCache({ dir, pruneEvery: 1, maxBytes: 16 * 1024 * 1024 });
+    // Reads on the thread pool here; the other run uses the default synchronous small reads.
+    const cache = new DiskCache({ dir, pruneEvery: 1, maxBytes: 16 * 1024 * 1024, syncReads: false });
     let count = 0;
     return {
       cache,

@@ -1,3 +1,4 @@
+import { pbkdf2 } from "node:crypto";
 import {
   chmod,
   mkdir,
@@ -96,25 +97,34 @@ describe("DiskCache layout and entries", () => {
 });
 
 describe("DiskCache LRU and size bound", () => {
-  it("a read refreshes recency: eviction removes the least recently used entry, not the oldest write", async () => {
-    const dir = await tempDir();
-    const maxBytes = 3 * entry(1000);
-    const cache = await openCache({ dir, maxBytes, lowWaterBytes: maxBytes, touchIntervalMs: 0 });
-    await cache.set("a", bytes(1000, 1));
-    await cache.set("b", bytes(1000, 2));
-    await cache.set("c", bytes(1000, 3));
-    expect(await cache.get("a")).toEqual(bytes(1000, 1)); // a is now the most recently used
-    await cache.set("d", bytes(1000, 4)); // over budget: b goes
-    expect(await cache.has("b")).toBe(false);
-    expect(await cache.has("a")).toBe(true);
-    expect(await cache.has("c")).toBe(true);
-    expect(await cache.has("d")).toBe(true);
-    await cache.get("c");
-    await cache.set("e", bytes(1000, 5)); // now a is the LRU one (has() is not a use)
-    expect(await cache.has("a")).toBe(false);
-    expect(await cache.has("c")).toBe(true);
-    expect(await cache.sizeBytes()).toBe(3 * entry(1000));
-  });
+  it.each([true, false])(
+    "a read refreshes recency: eviction removes the least recently used entry, not the oldest write (syncReads %s)",
+    async (syncReads) => {
+      const dir = await tempDir();
+      const maxBytes = 3 * entry(1000);
+      const cache = await openCache({
+        dir,
+        maxBytes,
+        lowWaterBytes: maxBytes,
+        touchIntervalMs: 0,
+        syncReads,
+      });
+      await cache.set("a", bytes(1000, 1));
+      await cache.set("b", bytes(1000, 2));
+      await cache.set("c", bytes(1000, 3));
+      expect(await cache.get("a")).toEqual(bytes(1000, 1)); // a is now the most recently used
+      await cache.set("d", bytes(1000, 4)); // over budget: b goes
+      expect(await cache.has("b")).toBe(false);
+      expect(await cache.has("a")).toBe(true);
+      expect(await cache.has("c")).toBe(true);
+      expect(await cache.has("d")).toBe(true);
+      await cache.get("c");
+      await cache.set("e", bytes(1000, 5)); // now a is the LRU one (has() is not a use)
+      expect(await cache.has("a")).toBe(false);
+      expect(await cache.has("c")).toBe(true);
+      expect(await cache.sizeBytes()).toBe(3 * entry(1000));
+    },
+  );
 
   it("by default a hit within touchIntervalMs of this process's last touch or write does not rewrite the mtime", async () => {
     const cache = await openCache({ dir: await tempDir(), touchIntervalMs: 60_000 });
@@ -517,5 +527,51 @@ describe("DiskCache abort and close", () => {
     const cache = await openCache({ dir: await tempDir() });
     await cache[Symbol.asyncDispose]();
     expect(isBlobError(await rejection(cache.get("k")), "ERR_CLOSED")).toBe(true);
+  });
+});
+
+describe("DiskCache synchronous reads", () => {
+  /** Occupies every thread-pool thread for a while; resolves when the first one is free again. */
+  function blockThreadPool(): Promise<void> {
+    const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    return Promise.race(
+      Array.from(
+        { length: threads },
+        () =>
+          new Promise<void>((resolve, reject) =>
+            pbkdf2("x", "salt", 1_000_000, 32, "sha256", (error) => (error ? reject(error) : resolve())),
+          ),
+      ),
+    );
+  }
+
+  it("a small hit does not wait for the thread pool (syncReads default); with syncReads false it does", async () => {
+    const value = bytes(4096, 9);
+    for (const syncReads of [true, false]) {
+      const cache = await openCache({ dir: await tempDir(), syncReads });
+      await cache.set("k", value);
+      const order: string[] = [];
+      const blocked = blockThreadPool().then(() => order.push("a pool thread free"));
+      const hit = cache.get("k").then((got) => {
+        expect(got).toEqual(value);
+        order.push("hit");
+      });
+      await Promise.all([blocked, hit]);
+      expect(order).toEqual(syncReads ? ["hit", "a pool thread free"] : ["a pool thread free", "hit"]);
+    }
+  });
+
+  it("a large hit reads its first 64 KiB synchronously and the rest on the thread pool, intact", async () => {
+    const cache = await openCache({ dir: await tempDir() });
+    for (const size of [64 * 1024 - DISK_CACHE_HEADER_BYTES, 64 * 1024, 3 * 1024 * 1024 + 5]) {
+      await cache.set(`v${size}`, bytes(size, size));
+      expect(await cache.get(`v${size}`)).toEqual(bytes(size, size));
+    }
+  });
+
+  it("rejects a syncReads that is not a boolean", () => {
+    expect(() => new DiskCache({ dir: "/tmp/x", syncReads: "yes" as unknown as boolean })).toThrow(
+      /syncReads must be a boolean/,
+    );
   });
 });

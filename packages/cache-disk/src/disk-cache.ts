@@ -1,7 +1,19 @@
 import { createHash, randomBytes } from "node:crypto";
-import type { Stats } from "node:fs";
+import {
+  close as closeCallback,
+  closeSync,
+  fstat as fstatCallback,
+  fstatSync,
+  futimes as futimesCallback,
+  open as openCallback,
+  openSync,
+  read as readCallback,
+  readSync,
+  type Stats,
+} from "node:fs";
 import { type FileHandle, mkdir, open, readdir, rename, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import {
   BlobError,
   type Cache,
@@ -23,6 +35,63 @@ const LONE_SURROGATE = /\p{Surrogate}/u;
 const STREAM_CHUNK = 256 * 1024;
 /** Bytes read at once by `get`: entries up to this size take one read. */
 const FIRST_READ = 64 * 1024;
+
+/**
+ * Descriptor-level file calls, synchronous or on the thread pool. A hit's open, read and close are each a
+ * thread-pool round trip when asynchronous (tens of µs apiece on a busy machine) but a few µs when
+ * synchronous and served from the page cache.
+ */
+interface EntryIo {
+  open(path: string): number | Promise<number>;
+  read(
+    fd: number,
+    buffer: Buffer,
+    offset: number,
+    length: number,
+    position: number,
+  ): number | Promise<number>;
+  fstat(fd: number): Stats | Promise<Stats>;
+  close(fd: number): void | Promise<void>;
+}
+
+const openAsync = promisify(openCallback);
+const readAsync = promisify(readCallback);
+const fstatAsync = promisify(fstatCallback);
+const closeAsync = promisify(closeCallback);
+const futimesAsync = promisify(futimesCallback);
+const ASYNC_IO: EntryIo = {
+  open: (path) => openAsync(path, "r"),
+  read: async (fd, buffer, offset, length, position) =>
+    (await readAsync(fd, buffer, offset, length, position)).bytesRead,
+  fstat: (fd) => fstatAsync(fd),
+  close: (fd) => closeAsync(fd),
+};
+const SYNC_IO: EntryIo = {
+  open: (path) => openSync(path, "r"),
+  read: (fd, buffer, offset, length, position) => readSync(fd, buffer, offset, length, position),
+  fstat: (fd) => fstatSync(fd),
+  close: (fd) => closeSync(fd),
+};
+
+/**
+ * Reads a whole entry file (header + value): the first {@link FIRST_READ} bytes through `io`, the rest of a
+ * larger entry on the thread pool. A file shorter than its size says comes back short (then damaged).
+ */
+async function readEntryFile(fd: number, io: EntryIo): Promise<{ bytes: Buffer; small: boolean }> {
+  const first = Buffer.allocUnsafe(FIRST_READ);
+  const head = await io.read(fd, first, 0, FIRST_READ, 0);
+  if (head < FIRST_READ) return { bytes: first.subarray(0, head), small: true };
+  const { size } = await io.fstat(fd);
+  const bytes = Buffer.allocUnsafe(Math.max(size, head));
+  first.copy(bytes, 0, 0, head);
+  let at = head;
+  while (at < bytes.byteLength) {
+    const n = await ASYNC_IO.read(fd, bytes, at, bytes.byteLength - at, at);
+    if (n === 0) break;
+    at += n;
+  }
+  return { bytes: bytes.subarray(0, at), small: false };
+}
 
 /** The last recency stamp (ms) this process gave an entry; shared by every instance so stamps never tie. */
 let lastStamp = 0;
@@ -56,6 +125,12 @@ export interface DiskCacheOptions {
   staleTempMs?: number | undefined;
   /** Clock in milliseconds used for TTLs (inject one in tests). Default `Date.now`. Recency (LRU) always uses the wall clock. */
   now?: (() => number) | undefined;
+  /**
+   * Read the first 64 KiB of an entry (all of a small one) with synchronous calls: from the page cache that
+   * takes a few µs, where each thread-pool round trip costs tens. Set `false` when `dir` is on a slow or
+   * network file system, where a synchronous read could stall the event loop. Default `true`.
+   */
+  syncReads?: boolean | undefined;
   /** Called with every backend failure (`ERR_CACHE`) and every damaged entry found (`ERR_INTEGRITY`). */
   onError?: ((error: BlobError) => void) | undefined;
 }
@@ -159,6 +234,7 @@ export class DiskCache implements Cache {
   readonly #pruneEvery: number;
   readonly #staleTempMs: number;
   readonly #touchIntervalMs: number;
+  readonly #io: EntryIo;
   /** When this process last set each entry's mtime (wall-clock ms), by path; cleared when it grows large. */
   readonly #touched = new Map<string, number>();
   readonly #now: () => number;
@@ -220,6 +296,10 @@ export class DiskCache implements Cache {
     this.#pruneEvery = pruneEvery;
     this.#staleTempMs = staleTempMs;
     this.#touchIntervalMs = touchIntervalMs;
+    if (options.syncReads !== undefined && typeof options.syncReads !== "boolean") {
+      throw new BlobError("ERR_INVALID_ARGUMENT", "syncReads must be a boolean");
+    }
+    this.#io = options.syncReads === false ? ASYNC_IO : SYNC_IO;
     this.#now = now;
     this.#onError = options.onError;
     this.#ready = this.#init();
@@ -250,15 +330,12 @@ export class DiskCache implements Cache {
   /** Returns the value, or `undefined` on a miss (absent, expired, damaged or unreadable). A hit refreshes recency. */
   async get(key: string, options: CacheOptions = {}): Promise<Uint8Array | undefined> {
     const path = await this.#enter(key, options.signal);
-    let handle: FileHandle | undefined;
+    const io = this.#io;
+    let fd: number | undefined;
     let value: Uint8Array | undefined;
     try {
-      handle = await open(path, "r");
-      // One read serves small entries; a full buffer means there may be more: read the whole file.
-      const first = Buffer.allocUnsafe(FIRST_READ);
-      const { bytesRead } = await handle.read(first, 0, FIRST_READ, 0);
-      const small = bytesRead < FIRST_READ;
-      const bytes = small ? first.subarray(0, bytesRead) : await handle.readFile();
+      fd = await io.open(path);
+      const { bytes, small } = await readEntryFile(fd, io);
       const header = decodeHeader(bytes);
       const body = bytes.subarray(DISK_CACHE_HEADER_BYTES);
       if (
@@ -266,26 +343,35 @@ export class DiskCache implements Cache {
         body.byteLength !== header.length ||
         !createHash("sha256").update(body).digest().equals(header.digest)
       ) {
-        const stats = await handle.stat();
-        await handle.close();
-        handle = undefined;
+        const stats = await io.fstat(fd);
+        await io.close(fd);
+        fd = undefined;
         await this.#discardDamaged(key, path, stats);
       } else if (this.#expired(header)) {
-        const stats = await handle.stat();
-        await handle.close();
-        handle = undefined;
+        const stats = await io.fstat(fd);
+        await io.close(fd);
+        fd = undefined;
         await this.#discard(path, stats);
       } else {
         value = small
           ? new Uint8Array(body) // a copy: do not pin the 64 KiB read buffer
           : new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
         // Recency for LRU: the read entry's mtime becomes now (the inode read, even if replaced meanwhile).
-        // Done in the background so a hit costs two file-system round trips; scans wait for it.
-        this.#touchAndClose(handle, path);
-        handle = undefined;
+        // A time update is a journaled metadata write: it runs in the background (scans wait for it).
+        const stamp = this.#touchStamp(path);
+        const opened = fd;
+        fd = undefined;
+        if (stamp === undefined && io === SYNC_IO) closeSync(opened);
+        else {
+          this.#inBackground(
+            (stamp === undefined ? Promise.resolve() : futimesAsync(opened, stamp, stamp))
+              .catch(() => undefined)
+              .then(() => ASYNC_IO.close(opened)),
+          );
+        }
       }
     } catch (error) {
-      await handle?.close().catch(() => undefined);
+      if (fd !== undefined) await Promise.resolve(io.close(fd)).catch(() => undefined);
       if (errnoCode(error) !== "ENOENT") this.#report(this.#error("get", key, error));
       value = undefined;
     }
@@ -632,14 +718,9 @@ export class DiskCache implements Cache {
     this.#touched.set(path, stamp * 1000);
   }
 
-  /** Sets the entry's mtime to now through its open handle, then closes it, without making the caller wait. */
-  #touchAndClose(handle: FileHandle, path: string): void {
-    const stamp = this.#touchStamp(path);
-    const done: Promise<void> = (stamp === undefined ? Promise.resolve() : handle.utimes(stamp, stamp))
-      .catch(() => undefined)
-      .then(() => handle.close())
-      .catch(() => undefined)
-      .finally(() => this.#touches.delete(done));
+  /** Tracks background recency work (scans and `close()` wait for it); its failures are ignored. */
+  #inBackground(work: Promise<void>): void {
+    const done: Promise<void> = work.catch(() => undefined).finally(() => this.#touches.delete(done));
     this.#touches.add(done);
   }
 
