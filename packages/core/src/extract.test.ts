@@ -1,3 +1,4 @@
+import { symlinkSync, writeFileSync } from "node:fs";
 import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -188,6 +189,35 @@ describe("extract", () => {
     await symlink(outside, join(dest2, "docs", "api"));
     await expect(archive.extract(dest2)).rejects.toMatchObject({ code: "ERR_PATH_ESCAPE" });
     expect(await readdir(outside)).toEqual([]);
+  });
+
+  it("a symlink or file that appears where a directory is still to be created is refused (empty destination)", async () => {
+    // An empty destination skips the up-front checks; the directory creation itself must catch the swap.
+    const files: TestFile[] = [
+      { path: "a.txt", content: "first", compression: "none" },
+      { path: "z/b.txt", content: "second", compression: "none" },
+    ];
+    const outside = join(tmp, "outside");
+    await mkdir(outside);
+    for (const [swap, expected] of [
+      [(dir: string) => symlinkSync(outside, dir), { code: "ERR_PATH_ESCAPE", reason: "symlink" }],
+      [(dir: string) => writeFileSync(dir, "not a directory"), { code: "ERR_NOT_DIRECTORY" }],
+    ] as const) {
+      const { archive } = await open(files);
+      const dest = await mkdtemp(join(tmp, "swap-"));
+      const error = await rejection(
+        archive.extract(dest, {
+          concurrency: 1,
+          onProgress: (event) => {
+            // Runs after a.txt is placed, before z/ is created for z/b.txt.
+            if (event.filesDone === 1) swap(join(dest, "z"));
+          },
+        }),
+      );
+      expect(error).toMatchObject(expected);
+      expect(await readdir(outside)).toEqual([]);
+      expect(await tempFiles(dest)).toEqual([]);
+    }
   });
 
   it("an existing symlink at a file target is replaced (overwrite) without writing through it", async () => {

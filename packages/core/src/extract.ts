@@ -16,6 +16,8 @@ import {
   fchmodSync,
   futimesSync,
   linkSync,
+  lstatSync,
+  mkdirSync,
   openSync,
   realpathSync,
   renameSync,
@@ -465,36 +467,36 @@ export async function extractArchive(
   if (signal?.aborted) stop(signal.reason);
   const inner = controller.signal;
 
-  const createdDirs = new Map<string, Promise<void>>();
-  const ensureDir = (rel: string): Promise<void> => {
-    if (rel === "" || rel === ".") return Promise.resolve();
-    let made = createdDirs.get(rel);
-    if (made === undefined) {
-      made = (async () => {
-        await ensureDir(dirname(rel));
-        const full = join(root, rel);
-        try {
-          await mkdir(full, { mode: DIR_MODE });
-        } catch (error) {
-          if (errnoCode(error) !== "EEXIST") throw ioError(`cannot create ${full}`, error, rel);
-          const info = await lstat(full);
-          if (info.isSymbolicLink()) {
-            throw new BlobError("ERR_PATH_ESCAPE", `${rel} in the destination is a symlink`, {
-              reason: "symlink",
-              subject: rel,
-            });
-          }
-          if (!info.isDirectory()) {
-            throw new BlobError("ERR_NOT_DIRECTORY", `${rel} in the destination is not a directory`, {
-              subject: rel,
-            });
-          }
-        }
-      })();
-      createdDirs.set(rel, made);
-      made.catch(() => {});
+  // Synchronous calls: a directory costs ~12 µs this way, ~80 µs as a thread-pool round trip, and every file
+  // waits for its parent. A directory that failed is not remembered: the next file under it retries and fails.
+  const createdDirs = new Set<string>();
+  const ensureDir = (rel: string): void => {
+    if (rel === "" || rel === "." || createdDirs.has(rel)) return;
+    ensureDir(dirname(rel));
+    const full = join(root, rel);
+    try {
+      mkdirSync(full, { mode: DIR_MODE });
+    } catch (error) {
+      if (errnoCode(error) !== "EEXIST") throw ioError(`cannot create ${full}`, error, rel);
+      let info: ReturnType<typeof lstatSync>;
+      try {
+        info = lstatSync(full);
+      } catch (statError) {
+        throw ioError(`cannot inspect ${full}`, statError, rel);
+      }
+      if (info.isSymbolicLink()) {
+        throw new BlobError("ERR_PATH_ESCAPE", `${rel} in the destination is a symlink`, {
+          reason: "symlink",
+          subject: rel,
+        });
+      }
+      if (!info.isDirectory()) {
+        throw new BlobError("ERR_NOT_DIRECTORY", `${rel} in the destination is not a directory`, {
+          subject: rel,
+        });
+      }
     }
-    return made;
+    createdDirs.add(rel);
   };
 
   const insideRoot = (realDir: string, entry: IndexEntry): void => {
@@ -541,7 +543,7 @@ export async function extractArchive(
   const commitSmall = async (entry: IndexEntry, content: Uint8Array): Promise<void> => {
     throwIfAborted(inner);
     const parentRel = dirname(entry.path);
-    await ensureDir(parentRel);
+    ensureDir(parentRel);
     throwIfAborted(inner);
     const dir = join(root, parentRel);
     const target = join(root, entry.path);
@@ -608,7 +610,7 @@ export async function extractArchive(
   const commit = async (entry: IndexEntry, fill: (handle: FileHandle) => Promise<void>): Promise<void> => {
     throwIfAborted(inner);
     const parentRel = dirname(entry.path);
-    await ensureDir(parentRel);
+    ensureDir(parentRel);
     const dir = join(root, parentRel);
     const target = join(root, entry.path);
     const temp = tempName(dir);
