@@ -1,3 +1,4 @@
+import { getEventListeners } from "node:events";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { BlobError, isBlobError } from "@blobkit/core";
@@ -351,6 +352,28 @@ describe("HttpSource: timeouts, aborts, close", () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     c2.abort("later");
     await expect(backingOff).rejects.toBe("later");
+  });
+
+  it("leaves no abort listeners behind on the caller's signal, whatever the outcome", async () => {
+    const s = await server();
+    const src = source(s.url, { size: SIZE, retries: 1 });
+    const controller = new AbortController();
+    const { signal } = controller;
+    for (let i = 0; i < 50; i++) expectSlice(await src.read(i * 100, 100, { signal }), i * 100, 100);
+    await Promise.all(Array.from({ length: 50 }, (_, i) => src.read(i * 7, 7, { signal })));
+    expect(await drain(src.stream(10, 20_000, { signal }))).toHaveLength(20_000);
+    await src.readRanges(
+      [
+        { offset: 0, length: 10 },
+        { offset: 40_000, length: 10 },
+      ],
+      { signal },
+    );
+    s.faults.push({ kind: "status", status: 500 }, { kind: "status", status: 500 });
+    expect((await code(src.read(0, 10, { signal }))).code).toBe("ERR_NETWORK");
+    s.faults.push({ kind: "short" }, { kind: "destroy" });
+    expect((await code(src.read(0, 10, { signal }))).code).toMatch(/ERR_INTEGRITY|ERR_NETWORK/);
+    expect(getEventListeners(signal, "abort")).toHaveLength(0);
   });
 
   it("close() aborts requests in flight with ERR_CLOSED and is idempotent", async () => {
