@@ -569,6 +569,23 @@ describe("DiskCache synchronous reads", () => {
     }
   });
 
+  it.each([true, false])(
+    "a read that fails is a reported miss and leaks no descriptor (syncReads %s)",
+    async (syncReads) => {
+      const errors: BlobError[] = [];
+      const cache = await openCache({ dir: await tempDir(), syncReads, onError: (e) => errors.push(e) });
+      await cache.set("k", bytes(100, 1));
+      const path = cache.entryPath("k");
+      await rm(path);
+      await mkdir(path); // opening a directory works, reading it fails (EISDIR)
+      const fds = (await readdir("/proc/self/fd")).length;
+      for (let i = 0; i < 20; i++) expect(await cache.get("k")).toBeUndefined();
+      expect((await readdir("/proc/self/fd")).length).toBeLessThanOrEqual(fds);
+      expect(errors.length).toBeGreaterThan(0);
+      expect(errors[0]).toMatchObject({ code: "ERR_CACHE" });
+    },
+  );
+
   it("rejects a syncReads that is not a boolean", () => {
     expect(() => new DiskCache({ dir: "/tmp/x", syncReads: "yes" as unknown as boolean })).toThrow(
       /syncReads must be a boolean/,

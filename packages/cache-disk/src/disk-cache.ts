@@ -361,8 +361,13 @@ export class DiskCache implements Cache {
         const stamp = this.#touchStamp(path);
         const opened = fd;
         fd = undefined;
-        if (stamp === undefined && io === SYNC_IO) closeSync(opened);
-        else {
+        if (stamp === undefined && io === SYNC_IO) {
+          try {
+            closeSync(opened);
+          } catch {
+            // The value was read and verified; a failing close does not turn the hit into a miss.
+          }
+        } else {
           this.#inBackground(
             (stamp === undefined ? Promise.resolve() : futimesAsync(opened, stamp, stamp))
               .catch(() => undefined)
@@ -371,7 +376,13 @@ export class DiskCache implements Cache {
         }
       }
     } catch (error) {
-      if (fd !== undefined) await Promise.resolve(io.close(fd)).catch(() => undefined);
+      if (fd !== undefined) {
+        try {
+          await io.close(fd); // synchronous calls throw here rather than reject
+        } catch {
+          // already failing
+        }
+      }
       if (errnoCode(error) !== "ENOENT") this.#report(this.#error("get", key, error));
       value = undefined;
     }
