@@ -112,6 +112,20 @@ describe("encodeIndex: Go compatibility", () => {
     expect(hex(empty)).toBe(GOLDEN_EMPTY);
   });
 
+  it("spends the Go tool's 108 bytes per entry on the workload of its IndexSize benchmark", () => {
+    // Go's benchmark (reference §13): `dirNN/fileNNNNN.dat` over 16 directories, raw 64 KiB files, zero
+    // uid/gid/mtime: ~108 B/entry (10 000 entries → 1 080 088 B). Longer paths and real mtimes cost more.
+    const build = (n: number): number => {
+      const paths = Array.from(
+        { length: n },
+        (_, i) => `dir${String(i % 16).padStart(2, "0")}/file${String(i).padStart(5, "0")}.dat`,
+      ).sort();
+      const entries = paths.map((path, i) => input(path, i * 65536, 65536, 65536, "none", 0o644, 0, 0, 0n));
+      return encodeIndex({ entries, dataSize: n * 65536 }).byteLength;
+    };
+    expect((build(2000) - build(1000)) / 1000).toBe(108);
+  });
+
   it("omits default-valued scalars like Go (ForceDefaults off)", () => {
     const b = Buffer.from(GOLDEN_WALK, "hex");
     const root = rootOf(b);
