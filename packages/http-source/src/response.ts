@@ -126,20 +126,10 @@ export class ResponseBody {
    */
   dump(limit: number): Promise<void> {
     if (this.#sink !== undefined) return Promise.resolve();
-    return new Promise((resolve) => {
-      let received = 0;
-      this.pipe({
-        data: (chunk) => {
-          received += chunk.byteLength;
-          if (received > limit) {
-            this.destroy();
-            resolve();
-          }
-        },
-        end: resolve,
-        error: () => resolve(),
-      });
-    });
+    return this.readAll(limit).then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   // ── fed by the dispatch handler ────────────────────────────────────────────────────────────────────
