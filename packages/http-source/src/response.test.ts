@@ -130,6 +130,26 @@ describe("dispatchRequest / ResponseBody", () => {
     await expect(dispatchRequest(a, get(s.origin, "/small"), already.signal)).rejects.toThrow("already");
   });
 
+  it("an abort while the request waits for a busy connection rejects at once", async () => {
+    const s = await serve();
+    const one = new Agent({ connections: 1 });
+    cleanups.push(() => one.destroy());
+    const busy = await dispatchRequest(one, get(s.origin, "/hang"), new AbortController().signal);
+    const controller = new AbortController();
+    const queued = dispatchRequest(one, get(s.origin, "/small"), controller.signal);
+    await sleep(50);
+    controller.abort(new Error("gave up"));
+    const outcome = await Promise.race([
+      queued.then(
+        () => "resolved",
+        (e: Error) => e.message,
+      ),
+      sleep(1000),
+    ]);
+    expect(outcome).toBe("gave up");
+    busy.body.destroy();
+  });
+
   it("a connection error before the headers rejects with undici's error", async () => {
     const port = await freePort();
     await expect(

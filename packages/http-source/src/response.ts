@@ -183,7 +183,12 @@ export function dispatchRequest(
     signal.throwIfAborted();
     let controller: Dispatcher.DispatchController | undefined;
     let body: ResponseBody | undefined;
-    const onAbort = (): void => controller?.abort(signal.reason as Error);
+    // Before the request reaches a socket (queued behind busy connections, or connecting) there is no
+    // controller yet: reject now; `onRequestStart` then aborts the request when it gets there.
+    const onAbort = (): void => {
+      if (controller === undefined) reject(signal.reason);
+      else controller.abort(signal.reason as Error);
+    };
     const unlink = (): void => signal.removeEventListener("abort", onAbort);
     signal.addEventListener("abort", onAbort, { once: true });
     const handler: Dispatcher.DispatchHandler = {
