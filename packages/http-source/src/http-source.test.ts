@@ -3,6 +3,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { BlobError, isBlobError } from "@blobkit/core";
 import { Agent } from "undici";
+import { Agent as Agent6 } from "undici6";
 import { afterEach, describe, expect, it } from "vitest";
 import { type ServerOptions, startServer, type TestServer } from "../test/server.ts";
 import { HttpSource, type HttpSourceOptions } from "./index.ts";
@@ -398,6 +399,39 @@ describe("HttpSource: timeouts, aborts, close", () => {
     expect(agent.closed).toBe(false);
     const again = source(s.url, { size: SIZE, dispatcher: agent });
     expectSlice(await again.read(3, 4), 3, 4);
+  });
+});
+
+describe("HttpSource: a caller's undici 6 dispatcher (legacy handler API)", () => {
+  it("reads, streams with backpressure, maps errors and aborts like undici 8", async () => {
+    const big = pattern(3 * 1024 * 1024);
+    const s = await server({}, big);
+    const agent = new Agent6();
+    cleanups.push(() => agent.close());
+    const src = source(s.url, {
+      size: big.byteLength,
+      dispatcher: agent as unknown as HttpSourceOptions["dispatcher"],
+    });
+    expect(Buffer.from(await src.read(100, 1000)).equals(big.subarray(100, 1100))).toBe(true);
+    // A reader slower than the socket: the body pauses and resumes without losing or reordering bytes.
+    const reader = src.stream(0, big.byteLength).getReader();
+    const chunks: Uint8Array[] = [];
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    expect(Buffer.concat(chunks).equals(big)).toBe(true);
+    s.faults.push({ kind: "status", status: 404 });
+    expect((await code(src.read(0, 10))).code).toBe("ERR_NOT_FOUND");
+    s.faults.push({ kind: "stall" });
+    const controller = new AbortController();
+    const pending = src.read(0, 10, { signal: controller.signal });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    controller.abort(new Error("stop"));
+    await expect(pending).rejects.toThrow("stop");
+    expect(agent.closed).toBe(false);
   });
 });
 

@@ -8,6 +8,39 @@ import type { Dispatcher } from "undici";
 /** Bytes a body holds for a consumer that has not attached yet before it pauses the socket. */
 const HOLD_BYTES = 64 * 1024;
 
+/** What a body needs of its request: backpressure and cancellation. */
+interface BodyControl {
+  pause(): void;
+  resume(): void;
+  abort(reason: Error): void;
+}
+
+/**
+ * The handler methods of undici 6, whose dispatchers (a caller may pass one) call these instead of the
+ * `onRequestStart`/`onResponse*` methods of undici 7 and later.
+ */
+interface LegacyHandler {
+  onConnect(abort: (reason?: Error) => void): void;
+  onHeaders(statusCode: number, rawHeaders: (Buffer | string)[], resume: () => void): boolean;
+  onData(chunk: Buffer): boolean;
+  onComplete(): void;
+  onError(error: Error): void;
+}
+
+/** Raw header pairs (undici 6) as Node-style headers: lowercase names, repeated ones as arrays. */
+function headersOf(raw: (Buffer | string)[]): IncomingHttpHeaders {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toString("latin1").toLowerCase();
+    const value = raw[i + 1]!.toString("latin1");
+    const seen = out[name];
+    if (seen === undefined) out[name] = value;
+    else if (Array.isArray(seen)) seen.push(value);
+    else out[name] = [seen, value];
+  }
+  return out;
+}
+
 /** Where an attached body delivers its chunks. Each chunk is a view the receiver may keep. */
 export interface BodySink {
   data(chunk: Buffer): void;
@@ -27,7 +60,7 @@ export interface RawResponse {
  * {@link HOLD_BYTES} are held); {@link ResponseBody.pipe} hands them over, then the live ones.
  */
 export class ResponseBody {
-  #controller: Dispatcher.DispatchController | undefined;
+  #controller: BodyControl | undefined;
   #held: Buffer[] = [];
   #heldBytes = 0;
   #sink: BodySink | undefined;
@@ -135,7 +168,7 @@ export class ResponseBody {
   // ── fed by the dispatch handler ────────────────────────────────────────────────────────────────────
 
   /** @internal */
-  attach(controller: Dispatcher.DispatchController): void {
+  attach(controller: BodyControl): void {
     this.#controller = controller;
   }
 
@@ -181,7 +214,7 @@ export function dispatchRequest(
 ): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     signal.throwIfAborted();
-    let controller: Dispatcher.DispatchController | undefined;
+    let controller: BodyControl | undefined;
     let body: ResponseBody | undefined;
     // Before the request reaches a socket (queued behind busy connections, or connecting) there is no
     // controller yet: reject now; `onRequestStart` then aborts the request when it gets there.
@@ -191,30 +224,64 @@ export function dispatchRequest(
     };
     const unlink = (): void => signal.removeEventListener("abort", onAbort);
     signal.addEventListener("abort", onAbort, { once: true });
-    const handler: Dispatcher.DispatchHandler = {
-      onRequestStart(started) {
-        controller = started;
-        if (signal.aborted) started.abort(signal.reason as Error);
+    const started = (control: BodyControl, statusCode: number, headers: IncomingHttpHeaders): void => {
+      body = new ResponseBody(unlink);
+      body.attach(control);
+      resolve({ statusCode, headers, body });
+    };
+    const failed = (error: unknown): void => {
+      unlink();
+      const reason = signal.aborted ? signal.reason : error;
+      if (body === undefined) reject(reason);
+      else body.fail(reason);
+    };
+    const ended = (): void => {
+      body?.end();
+      unlink();
+    };
+    // undici 6: `onData` returning false pauses the socket, `resume` (from `onHeaders`) restarts it.
+    let legacyPaused = false;
+    let legacyAbort: ((reason?: Error) => void) | undefined;
+    const handler: Dispatcher.DispatchHandler & LegacyHandler = {
+      onRequestStart(control) {
+        controller = control;
+        if (signal.aborted) control.abort(signal.reason as Error);
       },
-      onResponseStart(started, statusCode, headers) {
-        if (statusCode < 200) return;
-        body = new ResponseBody(unlink);
-        body.attach(started);
-        resolve({ statusCode, headers, body });
+      onResponseStart(control, statusCode, headers) {
+        if (statusCode >= 200) started(control, statusCode, headers);
       },
-      onResponseData(_controller, chunk) {
+      onResponseData(_control, chunk) {
         body?.push(chunk);
       },
-      onResponseEnd() {
-        body?.end();
-        unlink();
+      onResponseEnd: ended,
+      onResponseError: (_control, error) => failed(error),
+      onConnect(abort) {
+        legacyAbort = abort;
+        controller = { pause() {}, resume() {}, abort };
+        if (signal.aborted) abort(signal.reason as Error);
       },
-      onResponseError(_controller, error) {
-        unlink();
-        const reason = signal.aborted ? signal.reason : error;
-        if (body === undefined) reject(reason);
-        else body.fail(reason);
+      onHeaders(statusCode, rawHeaders, resume) {
+        if (statusCode < 200) return true;
+        const control: BodyControl = {
+          pause: () => {
+            legacyPaused = true;
+          },
+          resume: () => {
+            if (!legacyPaused) return;
+            legacyPaused = false;
+            resume();
+          },
+          abort: (reason) => legacyAbort?.(reason),
+        };
+        started(control, statusCode, headersOf(rawHeaders));
+        return !legacyPaused;
       },
+      onData(chunk) {
+        body?.push(chunk);
+        return !legacyPaused;
+      },
+      onComplete: ended,
+      onError: failed,
     };
     try {
       dispatcher.dispatch(options, handler);
