@@ -241,7 +241,6 @@ export function dispatchRequest(
     };
     // undici 6: `onData` returning false pauses the socket, `resume` (from `onHeaders`) restarts it.
     let legacyPaused = false;
-    let legacyAbort: ((reason?: Error) => void) | undefined;
     const handler: Dispatcher.DispatchHandler & LegacyHandler = {
       onRequestStart(control) {
         controller = control;
@@ -256,8 +255,7 @@ export function dispatchRequest(
       onResponseEnd: ended,
       onResponseError: (_control, error) => failed(error),
       onConnect(abort) {
-        legacyAbort = abort;
-        controller = { pause() {}, resume() {}, abort };
+        controller = { pause() {}, resume() {}, abort }; // the body gets its own control at the headers
         if (signal.aborted) abort(signal.reason as Error);
       },
       onHeaders(statusCode, rawHeaders, resume) {
@@ -271,7 +269,7 @@ export function dispatchRequest(
             legacyPaused = false;
             resume();
           },
-          abort: (reason) => legacyAbort?.(reason),
+          abort: (reason) => controller?.abort(reason),
         };
         started(control, statusCode, headersOf(rawHeaders));
         return !legacyPaused;
