@@ -42,9 +42,9 @@ export interface HttpSourceOptions {
    */
   headers?: Record<string, string> | undefined;
   /**
-   * An undici dispatcher (Agent, Pool, ProxyAgent, MockAgent…; undici 6, 7 or 8) to send requests through. It stays owned
-   * by the caller: {@link HttpSource.close} never closes it. When absent, the source creates its own
-   * keep-alive `Agent` and closes it in `close()`.
+   * An undici dispatcher (Agent, Pool, ProxyAgent, MockAgent…; undici 6, 7 or 8) to send requests
+   * through. It stays owned by the caller: {@link HttpSource.close} never closes it. When absent, the source
+   * creates its own keep-alive `Agent` and closes it in `close()`.
    */
   dispatcher?: Dispatcher | undefined;
   /**
